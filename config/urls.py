@@ -1,0 +1,47 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from connectors.api import ConnectorViewSet
+from contacts.api import ContactViewSet
+from core.health import healthz
+from workspaces import api as workspaces_api
+
+
+class Router(SimpleRouter):
+    """Every route answers with and without a trailing slash (CONTRACT §3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = Router()
+router.register("workspaces", workspaces_api.WorkspaceViewSet, basename="workspace")
+router.register(
+    r"workspaces/(?P<workspace_id>[0-9a-fA-F-]{36})/members", workspaces_api.MemberViewSet, basename="member"
+)
+router.register("connectors", ConnectorViewSet, basename="connector")
+router.register("contacts", ContactViewSet, basename="contact")
+
+auth_patterns = [
+    re_path(r"^register/?$", workspaces_api.RegisterView.as_view(), name="register"),
+    re_path(r"^token/?$", workspaces_api.TokenView.as_view(), name="token"),
+    re_path(r"^token/refresh/?$", workspaces_api.TokenRefresh.as_view(), name="token-refresh"),
+    re_path(r"^logout/?$", workspaces_api.LogoutView.as_view(), name="logout"),
+    re_path(r"^password/?$", workspaces_api.PasswordChangeView.as_view(), name="password"),
+]
+
+api_v1 = [
+    path("auth/", include(auth_patterns)),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^healthz/?$", healthz, name="healthz"),
+]

@@ -1,0 +1,49 @@
+import uuid
+
+from django.db import models
+
+from workspaces.models import Workspace
+
+# The parts of a connector that make up its definition: changing any of them bumps `version`.
+DEFINITION_FIELDS = ("steps", "input_schema", "contact_mapping", "max_duration_seconds")
+
+
+class Connector(models.Model):
+    """A workspace's connector: its definition, stored normalized (every default filled in) so the engine
+    reads it as is, and its execution counters, kept exact by the execution lifecycle."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="connectors")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=5000)
+    is_active = models.BooleanField(default=True)
+    input_schema = models.JSONField(default=dict, blank=True)
+    max_duration_seconds = models.PositiveIntegerField(default=300)
+    steps = models.JSONField(default=list)
+    contact_mapping = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    template = models.ForeignKey(
+        "templates_market.ConnectorTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="connectors",
+    )
+    template_version = models.PositiveIntegerField(null=True, blank=True)
+    total_executions = models.PositiveIntegerField(default=0)
+    successful_executions = models.PositiveIntegerField(default=0)
+    failed_executions = models.PositiveIntegerField(default=0)
+    last_executed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="connector_ws_created")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def definition(self) -> dict:
+        return {field: getattr(self, field) for field in DEFINITION_FIELDS}

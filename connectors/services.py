@@ -1,0 +1,44 @@
+"""Writes to connectors. Definitions arrive validated and normalized by `connectors.validation`."""
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from connectors.models import DEFINITION_FIELDS, Connector
+from workspaces.models import Workspace
+
+EDITABLE_FIELDS = ("name", "description", "is_active", *DEFINITION_FIELDS)
+
+
+@transaction.atomic
+def connector_create(*, workspace: Workspace, data: dict[str, Any], template=None) -> Connector:
+    fields = {name: data[name] for name in EDITABLE_FIELDS if name in data}
+    return Connector.objects.create(
+        workspace=workspace,
+        template=template,
+        template_version=template.version if template else None,
+        **fields,
+    )
+
+
+@transaction.atomic
+def connector_update(*, connector: Connector, data: dict[str, Any]) -> Connector:
+    """Applies the given fields; `version` goes up by one when any part of the definition changes."""
+    changed = [name for name in EDITABLE_FIELDS if name in data and getattr(connector, name) != data[name]]
+    if not changed:
+        return connector
+    for name in changed:
+        setattr(connector, name, data[name])
+    update_fields = [*changed, "updated_at"]
+    if any(name in DEFINITION_FIELDS for name in changed):
+        connector.version = F("version") + 1
+        update_fields.append("version")
+    connector.save(update_fields=update_fields)
+    connector.refresh_from_db(fields=["version"])
+    return connector
+
+
+@transaction.atomic
+def connector_set_active(*, connector: Connector, is_active: bool) -> Connector:
+    return connector_update(connector=connector, data={"is_active": is_active})

@@ -1,0 +1,298 @@
+"""Validation and normalization of connector definitions (CONTRACT §4, §5).
+
+The serializers here are the single validator of definitions: connectors and templates both use
+`DefinitionSerializer`. A valid definition comes back with every default filled in, which is the form stored
+and read by the engine. Errors are DRF field errors that point at the step index and field, e.g.
+`{"steps": [{}, {"url": ["..."]}]}`. Templates are parsed with the engine's own parser, so what saves is
+what runs.
+"""
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from rest_framework import serializers
+
+from connectors.engine.paths import PathSyntaxError, parse_path
+from connectors.engine.templating import TemplateSyntaxError, compile_template, iter_templates
+from contacts.models import MAPPABLE_FIELDS
+
+STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+CUSTOM_FIELD_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+BODY_TYPES = ("none", "json", "form", "xml", "raw")
+RESPONSE_TYPES = ("auto", "json", "text", "binary")
+MAX_STEPS = 20
+MAX_TEMPLATE_LENGTH = 65_536
+MAX_URL_LENGTH = 8_192
+MAX_ENTRIES = 100
+MAX_DEFINITION_BYTES = 512 * 1024
+
+AUTH_FIELDS = {
+    "none": (),
+    "bearer": ("token",),
+    "api_key": ("in", "name", "value"),
+    "basic": ("username", "password"),
+}
+
+
+def check_template(source: str) -> None:
+    """Raises ValidationError if `source` is not a valid template."""
+    try:
+        compile_template(source)
+    except TemplateSyntaxError as error:
+        raise serializers.ValidationError(str(error)) from None
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not know, so a typo such as `time_out` is an error rather than silently ignored."""
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        unknown_errors = {key: ["Unknown field."] for key in unknown}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if isinstance(error.detail, dict):
+                raise serializers.ValidationError({**error.detail, **unknown_errors}) from None
+            raise
+        if unknown_errors:
+            raise serializers.ValidationError(unknown_errors)
+        return value
+
+
+class TemplateField(serializers.CharField):
+    """A string holding a template; its syntax is checked."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_TEMPLATE_LENGTH)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        value = super().to_internal_value(data)
+        check_template(value)
+        return value
+
+
+class TemplateMapField(serializers.DictField):
+    """An object of template strings (headers, query, form bodies)."""
+
+    def __init__(self, *, key_pattern: re.Pattern | None = None, **kwargs):
+        self.key_pattern = key_pattern
+        kwargs.setdefault("child", TemplateField(allow_blank=True, max_length=8192))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) > MAX_ENTRIES:
+            raise serializers.ValidationError(f"At most {MAX_ENTRIES} entries.")
+        if self.key_pattern is not None:
+            bad = [key for key in value if not self.key_pattern.match(key)]
+            if bad:
+                raise serializers.ValidationError(f"Invalid name: {bad[0]!r}.")
+        return value
+
+
+class RetrySerializer(StrictSerializer):
+    max_attempts = serializers.IntegerField(min_value=1, max_value=10, default=3)
+
+
+class StepSerializer(StrictSerializer):
+    name = serializers.RegexField(
+        STEP_NAME, error_messages={"invalid": "Use lowercase letters, digits and _, starting with a letter."}
+    )
+    method = serializers.ChoiceField(choices=METHODS, default="GET")
+    url = TemplateField(max_length=MAX_URL_LENGTH)
+    headers = TemplateMapField(key_pattern=HEADER_NAME, default=dict)
+    query = TemplateMapField(default=dict)
+    auth = serializers.JSONField(default=lambda: {"type": "none"})
+    body_type = serializers.ChoiceField(choices=BODY_TYPES, default="none")
+    body = serializers.JSONField(default=None, allow_null=True)
+    content_type = serializers.CharField(default=None, allow_null=True, max_length=255)
+    timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, default=30)
+    response_type = serializers.ChoiceField(choices=RESPONSE_TYPES, default="auto")
+    extract = serializers.DictField(child=serializers.CharField(max_length=1024), default=dict)
+    continue_on_error = serializers.BooleanField(default=False)
+    retry = RetrySerializer(default=lambda: {"max_attempts": 3})
+
+    def validate_method(self, value: str) -> str:
+        return value.upper()
+
+    def validate_url(self, value: str) -> str:
+        literal_prefix = value.split("{{", 1)[0]
+        if "://" in literal_prefix or not compile_template(value).references:
+            parts = urlsplit(literal_prefix if "{{" in value else value)
+            if parts.scheme.lower() not in ("http", "https"):
+                raise serializers.ValidationError("The URL must start with http:// or https://.")
+            if "{{" not in value and not parts.hostname:
+                raise serializers.ValidationError("The URL has no host.")
+        return value
+
+    def validate_auth(self, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be an object with a type.")
+        auth_type = value.get("type")
+        if auth_type not in AUTH_FIELDS:
+            raise serializers.ValidationError({"type": [f"Unknown auth type; use one of {', '.join(AUTH_FIELDS)}."]})
+        allowed = {"type", *AUTH_FIELDS[auth_type]}
+        errors: dict[str, list[str]] = {key: ["Unknown field."] for key in sorted(set(value) - allowed)}
+        for field in AUTH_FIELDS[auth_type]:
+            if field not in value:
+                errors[field] = ["This field is required."]
+            elif not isinstance(value[field], str) or (field != "password" and not value[field]):
+                errors[field] = ["Must be a non-empty string."]
+            elif field == "in" and value[field] not in ("header", "query"):
+                errors[field] = ['Must be "header" or "query".']
+            elif field == "name" and value.get("in") == "header" and not HEADER_NAME.match(value[field]):
+                errors[field] = ["Not a valid header name."]
+            elif field not in ("in", "name"):
+                try:
+                    check_template(value[field])
+                except serializers.ValidationError as error:
+                    errors[field] = error.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate_extract(self, value: dict) -> dict:
+        if len(value) > MAX_ENTRIES:
+            raise serializers.ValidationError(f"At most {MAX_ENTRIES} outputs.")
+        errors = {}
+        for output, path in value.items():
+            if not STEP_NAME.match(output) and not re.match(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$", output):
+                errors[output] = ["Output names use letters, digits, _ and -."]
+                continue
+            try:
+                parse_path(path)
+            except PathSyntaxError as error:
+                errors[output] = [str(error)]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        body_type, body = attrs["body_type"], attrs["body"]
+        error = _body_error(body_type, body)
+        if error:
+            raise serializers.ValidationError({"body": [error]})
+        if attrs["content_type"] is not None and body_type not in ("xml", "raw"):
+            raise serializers.ValidationError(
+                {"content_type": ["Only xml and raw bodies take content_type; set a Content-Type header instead."]}
+            )
+        return attrs
+
+
+def _body_error(body_type: str, body: Any) -> str | None:
+    """What is wrong with `body` for its `body_type`, or None."""
+    if body_type == "none":
+        return None if body is None else 'A body needs a body_type other than "none".'
+    if body_type == "form":
+        if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+            return "A form body is an object of strings."
+    elif body_type in ("xml", "raw"):
+        if not isinstance(body, str):
+            return f"A {body_type} body is a string."
+    elif body is None:
+        return "A json body cannot be null; use body_type none."
+    for _location, source in iter_templates(body):
+        if len(source) > MAX_TEMPLATE_LENGTH:
+            return f"Strings in a body are at most {MAX_TEMPLATE_LENGTH} characters."
+        try:
+            compile_template(source)
+        except TemplateSyntaxError as error:
+            return str(error)
+    return None
+
+
+def _step_references(step: dict) -> list[tuple[str, Any]]:
+    """(field, reference) for every template reference of a step."""
+    found = []
+    sources: list[tuple[str, str]] = [("url", step["url"])]
+    sources += [("headers", v) for v in step["headers"].values()]
+    sources += [("query", v) for v in step["query"].values()]
+    sources += [("auth", v) for k, v in step["auth"].items() if k not in ("type", "in", "name")]
+    sources += [("body", s) for _loc, s in iter_templates(step["body"])] if step["body_type"] != "none" else []
+    for field, source in sources:
+        found += [(field, reference) for reference in compile_template(source).references]
+    return found
+
+
+class DefinitionSerializer(StrictSerializer):
+    """The definition shared by connectors and templates."""
+
+    input_schema = serializers.JSONField(default=dict)
+    max_duration_seconds = serializers.IntegerField(min_value=1, max_value=900, default=300)
+    steps = StepSerializer(many=True, allow_empty=False, max_length=MAX_STEPS)
+    contact_mapping = serializers.JSONField(default=dict)
+
+    def validate_input_schema(self, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON Schema object.")
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as error:
+            raise serializers.ValidationError(f"Not a valid JSON Schema: {error.message}") from None
+        return value
+
+    def validate_contact_mapping(self, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be an object of contact field -> template.")
+        errors = {}
+        for target, source in value.items():
+            custom_key = target.removeprefix("custom_fields.") if target.startswith("custom_fields.") else None
+            if custom_key is None and target not in MAPPABLE_FIELDS:
+                errors[target] = [f"Unknown contact field; use {', '.join(MAPPABLE_FIELDS)} or custom_fields.<key>."]
+            elif custom_key is not None and not CUSTOM_FIELD_KEY.match(custom_key):
+                errors[target] = ["Custom field keys use letters, digits, _ and -, at most 64."]
+            elif not isinstance(source, str):
+                errors[target] = ["Must be a template string."]
+            else:
+                try:
+                    check_template(source)
+                except serializers.ValidationError as error:
+                    errors[target] = error.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        steps = attrs.get("steps", [])
+        step_errors: list[dict] = [{} for _ in steps]
+        seen: set[str] = set()
+        for index, step in enumerate(steps):
+            if step["name"] in seen:
+                step_errors[index]["name"] = ["Step names must be unique within the connector."]
+            for field, reference in _step_references(step):
+                problem = _reference_problem(reference, seen)
+                if problem and field not in step_errors[index]:
+                    step_errors[index][field] = [problem]
+            seen.add(step["name"])
+        mapping_errors = {
+            target: [problem]
+            for target, source in attrs.get("contact_mapping", {}).items()
+            for reference in compile_template(source).references
+            if (problem := _reference_problem(reference, seen))
+        }
+        errors: dict[str, Any] = {}
+        if any(step_errors):
+            errors["steps"] = step_errors
+        if mapping_errors:
+            errors["contact_mapping"] = mapping_errors
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+def _reference_problem(reference, earlier_steps: set[str]) -> str | None:
+    if reference.namespace != "steps":
+        return None
+    step_name = reference.path[0]
+    if step_name not in earlier_steps:
+        return f"{{{{{reference.text}}}}} refers to step {step_name!r}, which is not defined before this step."
+    return None

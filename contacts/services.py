@@ -1,0 +1,48 @@
+"""Writes to contacts: the API's CRUD and the contact mapping applied by successful executions."""
+
+from typing import Any
+
+from django.db import transaction
+
+from contacts.models import Contact
+from workspaces.models import Workspace
+
+
+@transaction.atomic
+def contact_create(*, workspace: Workspace, **fields: Any) -> Contact:
+    return Contact.objects.create(workspace=workspace, **fields)
+
+
+@transaction.atomic
+def contact_update(*, contact: Contact, **fields: Any) -> Contact:
+    for name, value in fields.items():
+        setattr(contact, name, value)
+    contact.save(update_fields=[*fields, "updated_at"])
+    return contact
+
+
+@transaction.atomic
+def contact_apply_mapping(*, contact_id, values: dict[str, Any]) -> None:
+    """Writes mapped values (`field` or `custom_fields.key` -> value) onto the contact, under a row lock so
+    concurrent executions for one contact don't lose each other's custom fields."""
+    contact = Contact.objects.select_for_update().filter(pk=contact_id).first()
+    if contact is None:
+        return
+    changed = set()
+    for target, value in values.items():
+        if target.startswith("custom_fields."):
+            contact.custom_fields[target.removeprefix("custom_fields.")] = value
+            changed.add("custom_fields")
+        else:
+            setattr(contact, target, _coerce(target, value))
+            changed.add(target)
+    if changed:
+        contact.save(update_fields=[*sorted(changed), "updated_at"])
+
+
+def _coerce(field: str, value: Any) -> Any:
+    if field == "phone_valid":
+        if isinstance(value, str):
+            return value.strip().lower() in {"true", "1", "yes"}
+        return None if value is None else bool(value)
+    return "" if value is None else str(value)[: Contact._meta.get_field(field).max_length]

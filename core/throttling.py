@@ -1,0 +1,31 @@
+"""Rate limits per user, per workspace and per client address (rates from `API_THROTTLE_*`, CONTRACT §1)."""
+
+from rest_framework import throttling
+
+
+class UserRateThrottle(throttling.UserRateThrottle):
+    scope = "user"
+
+
+class AnonRateThrottle(throttling.AnonRateThrottle):
+    scope = "anon"
+
+
+class AuthRateThrottle(throttling.SimpleRateThrottle):
+    """Token and register: per client address, whoever the caller claims to be."""
+
+    scope = "auth"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ExecuteRateThrottle(throttling.SimpleRateThrottle):
+    """Execute calls, counted per workspace so that many users of one workspace share one budget."""
+
+    scope = "execute"
+
+    def get_cache_key(self, request, view):
+        workspace = getattr(request, "workspace", None)
+        ident = f"ws:{workspace.pk}" if workspace is not None else f"user:{request.user.pk}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,116 @@
+import uuid
+
+from django.db import models
+
+from connectors.models import Connector
+from contacts.models import Contact
+from workspaces.models import Workspace
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+
+class StepStatus(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Execution(models.Model):
+    """One run of a connector. The row is the truth about the run; a broker message only says "look at me".
+
+    `definition` is the connector's definition as it was when the run was accepted, so a run that resumes
+    after a retry or a crash keeps executing the version it started with.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="executions")
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="executions")
+    connector_version = models.PositiveIntegerField()
+    definition = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    input = models.JSONField(default=dict)
+    output = models.JSONField(default=dict)
+    error = models.TextField(null=True, blank=True)
+    notes = models.JSONField(default=list, blank=True)
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions")
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has picked the run up.")
+    triggered_by = models.CharField(max_length=32, default="api")
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    run_after = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    requeue_count = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="execution_ws_created"),
+            models.Index(fields=["connector", "-created_at"], name="execution_conn_created"),
+            models.Index(fields=["status", "run_after"], name="execution_status_run_after"),
+            models.Index(fields=["connector", "status", "duration_ms"], name="execution_conn_duration"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "connector", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="unique_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector_id} {self.status} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ExecutionStep(models.Model):
+    """The checkpoint of one step: written once when the step reaches its final state."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="step_records")
+    index = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=StepStatus.choices)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    request = models.JSONField(default=dict)
+    response = models.JSONField(null=True, blank=True)
+    extracted = models.JSONField(default=dict)
+    error = models.TextField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "index"]
+        constraints = [models.UniqueConstraint(fields=["execution", "index"], name="unique_step_index")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.status}"
+
+
+class ConnectorDailyStats(models.Model):
+    """Per-connector daily rollup, updated in the transaction that finishes an execution, so statistics stay
+    cheap however many executions there are."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="daily_stats")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    total_duration_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connector", "date"], name="unique_connector_day")]
+        ordering = ["connector", "date"]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TemplatesMarketConfig(AppConfig):
+    name = "templates_market"
+    verbose_name = "Template marketplace"

@@ -1,0 +1,115 @@
+"""Writes for users, workspaces and memberships, with the role rules of CONTRACT §3."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from core.exceptions import DomainError, InvalidInput
+from workspaces.models import Membership, Role, User, Workspace
+
+
+class PermissionDeniedError(DomainError):
+    status_code = 403
+    code = "permission_denied"
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    membership: Membership
+    created: bool
+
+
+@transaction.atomic
+def workspace_create(*, name: str, owner: User) -> Workspace:
+    workspace = Workspace.objects.create(name=name)
+    Membership.objects.create(user=owner, workspace=workspace, role=Role.OWNER)
+    return workspace
+
+
+@transaction.atomic
+def user_register(*, email: str, password: str, workspace_name: str | None = None) -> tuple[User, Workspace]:
+    """Creates the user and a workspace they own. Raises InvalidInput for a taken email or a weak password."""
+    email = User.objects.normalize_email(email).lower()
+    try:
+        validate_password(password, user=User(email=email))
+    except DjangoValidationError as error:
+        raise InvalidInput(" ".join(error.messages), field="password") from None
+    if User.objects.filter(email__iexact=email).exists():
+        raise InvalidInput("This email cannot be registered.", field="email")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password)
+    except IntegrityError:
+        raise InvalidInput("This email cannot be registered.", field="email") from None
+    workspace = workspace_create(name=workspace_name or f"{email.split('@')[0]}'s workspace", owner=user)
+    return user, workspace
+
+
+def _require_manager(actor: Membership) -> None:
+    if not actor.can_manage:
+        raise PermissionDeniedError("Only an owner or an admin can manage members.")
+
+
+def _lock_owners(workspace: Workspace) -> list[Membership]:
+    return list(Membership.objects.select_for_update().filter(workspace=workspace, role=Role.OWNER))
+
+
+@transaction.atomic
+def member_add(*, actor: Membership, email: str, role: str) -> MembershipChange:
+    """Adds the user with this email, or changes their role if they are already a member."""
+    _require_manager(actor)
+    if role == Role.OWNER and actor.role != Role.OWNER:
+        raise PermissionDeniedError("Only an owner can grant the owner role.")
+    user = User.objects.filter(email__iexact=email.strip()).first()
+    if user is None:
+        raise InvalidInput("No account exists with this email; ask them to register first.", field="email")
+    existing = Membership.objects.select_for_update().filter(workspace=actor.workspace, user=user).first()
+    if existing is not None:
+        return MembershipChange(member_change_role(actor=actor, membership=existing, role=role), created=False)
+    membership = Membership.objects.create(workspace=actor.workspace, user=user, role=role)
+    return MembershipChange(membership, created=True)
+
+
+@transaction.atomic
+def member_change_role(*, actor: Membership, membership: Membership, role: str) -> Membership:
+    _require_manager(actor)
+    if Role.OWNER in (role, membership.role) and actor.role != Role.OWNER:
+        raise PermissionDeniedError("Only an owner can grant or take away the owner role.")
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        owners = _lock_owners(membership.workspace)
+        if len(owners) <= 1:
+            raise InvalidInput("The last owner cannot be demoted; make someone else owner first.", field="role")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, actor: Membership, membership: Membership) -> None:
+    _require_manager(actor)
+    if membership.role == Role.OWNER:
+        if actor.role != Role.OWNER:
+            raise PermissionDeniedError("Only an owner can remove an owner.")
+        if len(_lock_owners(membership.workspace)) <= 1:
+            raise InvalidInput("The last owner cannot be removed; make someone else owner first.")
+    membership.delete()
+
+
+@transaction.atomic
+def password_change(*, user: User, old_password: str, new_password: str) -> None:
+    """Sets a new password and revokes every token issued before it.
+
+    Access tokens carry a hash of the password hash (simplejwt's revoke claim), so they stop working at once;
+    outstanding refresh tokens are blacklisted.
+    """
+    if not user.check_password(old_password):
+        raise InvalidInput("The current password is not correct.", field="old_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+    )
