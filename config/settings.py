@@ -25,7 +25,7 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when DJANGO_DEBUG=false.")
-    SECRET_KEY = "django-insecure-embedded-development-key-do-not-use-in-production"  # noqa: S105
+    SECRET_KEY = "django-insecure-embedded-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "executions",
     "credentials",
     "templates_market",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+APPEND_SLASH = True
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 AUTH_USER_MODEL = "workspaces.User"
@@ -128,7 +130,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 # --- Cache: shared through Redis when there is one, so throttles hold across processes ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CELERY_BROKER_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CELERY_BROKER_URL}
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -158,9 +162,10 @@ REST_FRAMEWORK = {
 
 # The JWT signing key is its own secret; when not given it is derived from SECRET_KEY so that rotating one
 # never silently equals the other.
-JWT_SIGNING_KEY = env_str("JWT_SIGNING_KEY") or hmac.new(
-    SECRET_KEY.encode(), b"connectors-jwt-signing-key", hashlib.sha256
-).hexdigest()
+JWT_SIGNING_KEY = (
+    env_str("JWT_SIGNING_KEY")
+    or hmac.new(SECRET_KEY.encode(), b"connectors-jwt-signing-key", hashlib.sha256).hexdigest()
+)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),

@@ -1,21 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import SimpleRouter
 
+from config.routers import Router
 from connectors.api import ConnectorViewSet
 from contacts.api import ContactViewSet
 from core.health import healthz
 from workspaces import api as workspaces_api
-
-
-class Router(SimpleRouter):
-    """Every route answers with and without a trailing slash (CONTRACT §3)."""
-
-    def __init__(self):
-        super().__init__()
-        self.trailing_slash = "/?"
-
 
 router = Router()
 router.register("workspaces", workspaces_api.WorkspaceViewSet, basename="workspace")
@@ -36,6 +27,10 @@ auth_patterns = [
 api_v1 = [
     path("auth/", include(auth_patterns)),
     *router.urls,
+    path("", include("executions.urls")),
+    path("", include("credentials.urls")),
+    path("", include("templates_market.urls")),
+    path("", include("console.urls")),
 ]
 
 urlpatterns = [

@@ -1,11 +1,18 @@
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from connectors import services
 from connectors.models import Connector
 from connectors.serializers import ConnectorSerializer
+from core.throttling import ExecuteRateThrottle
+from executions import selectors as execution_selectors
+from executions import services as execution_services
+from executions.api import EXECUTION_FILTERS
+from executions.models import Execution
+from executions.serializers import ConnectorStatsSerializer, ExecuteRequestSerializer, ExecutionSerializer
 from workspaces.scoping import WorkspaceScopedViewSet
 
 
@@ -57,3 +64,54 @@ class ConnectorViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
+
+    def get_throttles(self):
+        if self.action == "execute":
+            return [*super().get_throttles(), ExecuteRateThrottle()]
+        return super().get_throttles()
+
+    @extend_schema(
+        request=ExecuteRequestSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={202: ExecutionSerializer, 200: ExecutionSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def execute(self, request, *args, **kwargs):
+        """Queues an execution (202). Replaying an Idempotency-Key with the same body returns the first
+        execution (200); with another body, 422."""
+        serializer = ExecuteRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip() or None
+        if key is not None and len(key) > 255:
+            raise serializers.ValidationError({"Idempotency-Key": ["At most 255 characters."]})
+        execution, created = execution_services.execution_request(
+            connector=self.get_object(),
+            input=serializer.validated_data["input"],
+            contact_id=serializer.validated_data.get("contact_id"),
+            idempotency_key=key,
+        )
+        execution = execution_selectors.with_steps(Execution.objects.filter(pk=execution.pk)).get()
+        return Response(
+            ExecutionSerializer(execution).data,
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        parameters=[p for p in EXECUTION_FILTERS if p.name == "status"],
+        responses={200: ExecutionSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"])
+    def executions(self, request, *args, **kwargs):
+        connector = self.get_object()
+        params = {"status": request.query_params.get("status")}
+        queryset = execution_selectors.filter_executions(
+            execution_selectors.with_steps(Execution.objects.filter(connector=connector)), params
+        )
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(ExecutionSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: ConnectorStatsSerializer})
+    @action(detail=True, methods=["get"])
+    def stats(self, request, *args, **kwargs):
+        stats = execution_selectors.connector_stats(self.get_object())
+        return Response(ConnectorStatsSerializer(stats).data)

@@ -1,19 +1,19 @@
 """AES-256-GCM encryption of credential values, with key rotation.
 
-Keys come from ``CONNECTORS_ENCRYPTION_KEYS``: comma-separated ``KEYID:BASE64KEY`` entries holding 32-byte keys.
-The first entry is the primary key and encrypts every new value; every listed key can still decrypt, because each
-token names the key that made it::
+Keys come from ``CONNECTORS_ENCRYPTION_KEYS``: comma-separated ``KEYID:BASE64KEY`` entries holding 32-byte
+keys. The first entry is the primary key and encrypts every new value; every listed key can still decrypt,
+because each token names the key that made it::
 
     v1:<key id>:<base64url(nonce || ciphertext || tag)>
 
-The nonce is 12 random bytes per encryption and the tag is GCM's 16 bytes. The payload is URL-safe base64 without
-padding and must be canonical (re-encoding the decoded bytes gives the same text), so no character of a stored
-token can change without decryption failing. The caller passes *associated data* that is authenticated but not
-stored: credentials bind a value to its workspace and service name with :func:`credential_associated_data`, so a
-ciphertext copied to another row does not decrypt.
+The nonce is 12 random bytes per encryption and the tag is GCM's 16 bytes. The payload is URL-safe base64
+without padding and must be canonical (re-encoding the decoded bytes gives the same text), so no character of
+a stored token can change without decryption failing. The caller passes *associated data* that is
+authenticated but not stored: credentials bind a value to its workspace and service name with
+:func:`credential_associated_data`, so a ciphertext copied to another row does not decrypt.
 
-Rotating: put a new key first (``k2:...,k1:...``), re-encrypt every value whose :meth:`Keyring.needs_rotation` is
-true (``manage.py rotate_encryption_key``), then drop the old key.
+Rotating: put a new key first (``k2:...,k1:...``), re-encrypt every value whose :meth:`Keyring.needs_rotation`
+is true (``manage.py rotate_encryption_key``), then drop the old key.
 
 This module imports nothing from Django so it can be used by settings and tested in isolation.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import re
@@ -52,19 +53,20 @@ _STANDARD_B64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _URLSAFE_B64_RE = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 _TOKEN_PAYLOAD_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _ASSOCIATED_DATA_LABEL = b"connectors.credential.v1"
-# How long a reader waits for a key file that another process has created but not yet filled (only possible when
-# the file system has no hard links, see load_or_create_local_keys).
+# How long a reader waits for a key file that another process has created but not yet filled (only possible
+# when the file system has no hard links, see load_or_create_local_keys).
 _EMPTY_FILE_WAIT_SECONDS = 2.0
 
 
 class KeyConfigError(ValueError):
-    """The key configuration is missing or malformed. The message says how to fix it and never holds key text."""
+    """The key configuration is missing or malformed; the message says how to fix it and holds no key text."""
 
     def __init__(self, problem: str) -> None:
         self.problem = problem
         super().__init__(
-            f"{problem}. {ENV_VAR} must be comma-separated KEYID:BASE64KEY entries, each key 32 random bytes in "
-            f"base64 and the first entry the one that encrypts. Generate a key with: {KEY_GENERATION_COMMAND}"
+            f"{problem}. {ENV_VAR} must be comma-separated KEYID:BASE64KEY entries, each key 32 random "
+            "bytes in base64 and the first entry the one that encrypts. Generate a key with: "
+            f"{KEY_GENERATION_COMMAND}"
         )
 
 
@@ -73,7 +75,7 @@ class DecryptionError(Exception):
 
 
 def _decode_key(text: str) -> bytes | None:
-    """Standard or URL-safe base64, padding optional; None when ``text`` is not valid base64 of either kind."""
+    """Standard or URL-safe base64, padding optional; None when ``text`` is valid base64 of neither kind."""
     if _STANDARD_B64_RE.match(text):
         altchars = None
     elif _URLSAFE_B64_RE.match(text):
@@ -91,14 +93,15 @@ def _decode_key(text: str) -> bytes | None:
 
 
 def parse_keys(value: str | None) -> Keyring:
-    """Parse a ``CONNECTORS_ENCRYPTION_KEYS`` value into a :class:`Keyring` whose primary key is the first entry.
+    """Parse a ``CONNECTORS_ENCRYPTION_KEYS`` value into a :class:`Keyring`; the first entry is the primary.
 
-    Whitespace around entries, ids and keys is ignored. Raises :class:`KeyConfigError` for an empty value, an empty
-    entry, an entry without ``:``, an invalid or repeated key id, or a key that is not base64 of exactly 32 bytes;
-    the message names the entry by position (and key id once that is known to be valid), never echoing key text.
+    Whitespace around entries, ids and keys is ignored. Raises :class:`KeyConfigError` for an empty value, an
+    empty entry, an entry without ``:``, an invalid or repeated key id, or a key that is not base64 of exactly
+    32 bytes; the message names the entry by position (and key id once that is known to be valid), never
+    echoing key text.
     """
     if value is None or not value.strip():
-        raise KeyConfigError(f"{ENV_VAR} is empty")
+        raise KeyConfigError(f"{ENV_VAR} is missing or empty")
     entries: list[tuple[str, bytes]] = []
     positions: dict[str, int] = {}
     for position, raw_entry in enumerate(value.split(","), start=1):
@@ -112,7 +115,8 @@ def parse_keys(value: str | None) -> Keyring:
         if not KEY_ID_RE.match(key_id):
             # The id is not echoed: an entry written the wrong way round would put the key here.
             raise KeyConfigError(
-                f"entry {position} of {ENV_VAR} has an invalid key id: use 1 to 32 letters, digits, '_' or '-'"
+                f"entry {position} of {ENV_VAR} has an invalid key id: "
+                "use 1 to 32 letters, digits, '_' or '-'"
             )
         where = f"entry {position} (key id {key_id!r}) of {ENV_VAR}"
         if key_id in positions:
@@ -157,7 +161,7 @@ class Keyring:
         return f"<Keyring primary={self.primary_key_id!r} key_ids={self.key_ids!r}>"
 
     def encrypt(self, plaintext: bytes, *, associated_data: bytes) -> str:
-        """Encrypt with the primary key and a fresh random nonce; returns a ``v1:<key id>:<payload>`` token."""
+        """Encrypt with the primary key and a fresh random nonce; returns a ``v1:<key id>:<payload>`` text."""
         if not isinstance(plaintext, bytes) or not isinstance(associated_data, bytes):
             raise TypeError("plaintext and associated_data must be bytes")
         nonce = os.urandom(NONCE_BYTES)
@@ -168,8 +172,8 @@ class Keyring:
     def decrypt(self, token: str, *, associated_data: bytes) -> bytes:
         """Decrypt a token made by :meth:`encrypt` with the same associated data.
 
-        Raises :class:`DecryptionError` when the token is malformed, names a key id that is not configured, was
-        changed in any way, or was made with other associated data (another workspace or service).
+        Raises :class:`DecryptionError` when the token is malformed, names a key id that is not configured,
+        was changed in any way, or was made with other associated data (another workspace or service).
         """
         if not isinstance(associated_data, bytes):
             raise TypeError("associated_data must be bytes")
@@ -184,12 +188,15 @@ class Keyring:
             return cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated_data)
         except InvalidTag:
             raise DecryptionError(
-                "the value failed authentication: it was altered, or it belongs to another workspace or service"
+                "the value failed authentication: it was altered, "
+                "or it belongs to another workspace or service"
             ) from None
 
     def reencrypt(self, token: str, *, associated_data: bytes) -> str:
         """Decrypt ``token`` and encrypt it again with the primary key (for rotation)."""
-        return self.encrypt(self.decrypt(token, associated_data=associated_data), associated_data=associated_data)
+        return self.encrypt(
+            self.decrypt(token, associated_data=associated_data), associated_data=associated_data
+        )
 
     def key_id_of(self, token: str) -> str:
         """The key id a token names. Raises :class:`DecryptionError` for a malformed token."""
@@ -215,7 +222,7 @@ def _split_token(token: str) -> tuple[str, bytes]:
         blob = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     except binascii.Error:
         raise DecryptionError("the encrypted value is malformed") from None
-    # Reject non-canonical encodings (spare bits set in the last character) so the token text is not malleable.
+    # Reject non-canonical encodings (spare bits set in the last character): the token text is not malleable.
     if base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii") != payload:
         raise DecryptionError("the encrypted value is malformed")
     if len(blob) < NONCE_BYTES + TAG_BYTES:
@@ -226,9 +233,9 @@ def _split_token(token: str) -> tuple[str, bytes]:
 def credential_associated_data(workspace_id: str | uuid.UUID, service_name: str) -> bytes:
     """Associated data that binds a credential ciphertext to its workspace and service name.
 
-    A UUID (object or any spelling ``uuid.UUID`` accepts) is normalised to its canonical text so both forms bind
-    the same. Each part is length-prefixed after a fixed label, so no two different pairs give the same bytes.
-    Raises ValueError for a service name that does not match ``^[a-z0-9][a-z0-9_-]{0,63}$``.
+    A UUID (object or any spelling ``uuid.UUID`` accepts) is normalised to its canonical text so both forms
+    bind the same. Each part is length-prefixed after a fixed label, so no two different pairs give the same
+    bytes. Raises ValueError for a service name that does not match ``^[a-z0-9][a-z0-9_-]{0,63}$``.
     """
     try:
         workspace = str(uuid.UUID(str(workspace_id)))
@@ -251,11 +258,12 @@ def load_or_create_local_keys(path: Path) -> str:
     """The key entries kept in ``path`` for embedded/development mode, creating the file on first use.
 
     An existing file's stripped content is returned as is (parse it with :func:`parse_keys`). Otherwise a new
-    entry is written, readable by the owner only (0600), and returned. Creation is atomic and exclusive: the entry
-    is written to a private temporary file (``O_CREAT | O_EXCL``) that is then hard-linked to ``path``, which fails
-    if ``path`` exists, so the key file never appears half written and processes that race all end with the one
-    key that won. Where the file system has no hard links, ``path`` itself is created with ``O_EXCL`` and a loser
-    waits briefly for the winner's content. Raises :class:`KeyConfigError` if the file exists but stays empty.
+    entry is written, readable by the owner only (0600), and returned. Creation is atomic and exclusive: the
+    entry is written to a private temporary file (``O_CREAT | O_EXCL``) that is then hard-linked to ``path``,
+    which fails if ``path`` exists, so the key file never appears half written and processes that race all end
+    with the one key that won. Where the file system has no hard links, ``path`` itself is created with
+    ``O_EXCL`` and a loser waits briefly for the winner's content. Raises :class:`KeyConfigError` if the file
+    exists but stays empty.
     """
     path = Path(path)
     existing = _read_key_file(path)
@@ -272,10 +280,8 @@ def load_or_create_local_keys(path: Path) -> str:
             pass  # another process created it first: use its key
         except OSError:
             # No hard links here (some network or FAT file systems): create the file itself exclusively.
-            try:
+            with contextlib.suppress(FileExistsError):
                 _write_exclusive(path, content)
-            except FileExistsError:
-                pass
     finally:
         temporary.unlink(missing_ok=True)
     result = _read_key_file(path)

@@ -39,12 +39,17 @@ class Execution(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     input = models.JSONField(default=dict)
     output = models.JSONField(default=dict)
-    error = models.TextField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001 - the API distinguishes null (no error)
     notes = models.JSONField(default=list, blank=True)
-    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions")
-    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has picked the run up.")
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="How many times a worker has picked the run up."
+    )
     triggered_by = models.CharField(max_length=32, default="api")
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", when absent: the unique constraint must ignore executions without a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -55,6 +60,8 @@ class Execution(models.Model):
     worker = models.CharField(max_length=255, blank=True)
     requeue_count = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
+    # A step waiting for its next attempt: {"index", "attempts", "error", "started_at"}; empty otherwise.
+    pending_retry = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "id"]
@@ -87,7 +94,7 @@ class ExecutionStep(models.Model):
     request = models.JSONField(default=dict)
     response = models.JSONField(null=True, blank=True)
     extracted = models.JSONField(default=dict)
-    error = models.TextField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001 - null means the step had no error
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -114,3 +121,7 @@ class ConnectorDailyStats(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["connector", "date"], name="unique_connector_day")]
         ordering = ["connector", "date"]
+        verbose_name_plural = "connector daily stats"
+
+    def __str__(self) -> str:
+        return f"{self.connector_id} {self.date}: {self.succeeded} ok, {self.failed} failed"

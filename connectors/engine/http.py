@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -65,7 +66,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Errors
 
 
@@ -116,7 +117,7 @@ class RequestTimeout(HttpError):
     transient = True
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Address policy
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -195,25 +196,27 @@ def _category(ip: IPAddress) -> str | None:
     return None
 
 
-def refusal_reason(ip: IPAddress) -> str | None:
+def _refusal(ip: IPAddress) -> str | None:
     """Why the policy refuses ``ip`` (ignoring any allowlist), or None when it may be contacted.
 
-    IPv6 forms that carry an IPv4 address are judged by that IPv4 address too: IPv4-mapped, IPv4-compatible
-    and well-known NAT64 forms are only spellings of their IPv4 address, so they are judged by it alone;
-    6to4 and Teredo addresses must pass both as themselves and by every IPv4 address they embed.
+    The result completes a sentence about the address: "is a private address", "embeds 10.0.0.1, a private
+    address". IPv6 forms that carry an IPv4 address are judged by that IPv4 address too: IPv4-mapped,
+    IPv4-compatible and well-known NAT64 forms are only spellings of their IPv4 address, so they are judged
+    by it alone; 6to4 and Teredo addresses must pass both as themselves and by every IPv4 address they embed.
     """
-    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
-        ip = ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
+    ip = _without_scope(ip)
     if ip.version == 6 and ip in _V4_COMPATIBLE and int(ip) <= 1:
-        return _category(ip)  # :: and ::1 are themselves, not IPv4-compatible 0.0.0.0 and 0.0.0.1
+        reason = _category(ip)  # :: and ::1 are themselves, not IPv4-compatible 0.0.0.0 and 0.0.0.1
+        return None if reason is None else f"is {reason}"
     embedded = _embedded_ipv4(ip)
     for v4 in embedded:
         reason = _category(v4)
         if reason is not None:
-            return f"{reason} (embedded in {ip})" if v4 != ip else reason
-    if embedded and (ip.ipv4_mapped is not None or ip in _V4_COMPATIBLE or ip in _NAT64_WELL_KNOWN):
+            return f"embeds {v4}, {reason}"
+    if embedded and (ip in _V4_COMPATIBLE or ip in _NAT64_WELL_KNOWN or ip.ipv4_mapped is not None):
         return None
-    return _category(ip)
+    reason = _category(ip)
+    return None if reason is None else f"is {reason}"
 
 
 class AddressPolicy:
@@ -277,13 +280,13 @@ class AddressPolicy:
         """Raise BlockedDestination unless ``ip`` (which ``host`` resolved to) may be contacted."""
         if self.is_exempt(host, ip):
             return
-        reason = refusal_reason(ip)
-        if reason is None:
+        refusal = _refusal(ip)
+        if refusal is None:
             return
-        shown_host = host.strip("[]").lower()
-        if shown_host in (str(ip), _without_scope(ip).compressed):
-            raise BlockedDestination(f"refused: {ip} is {reason}")
-        raise BlockedDestination(f"refused: {host} resolves to {ip}, {reason}")
+        literal = _parse_ip(host.strip("[]"))
+        if literal is not None and _without_scope(literal) == _without_scope(ip):
+            raise BlockedDestination(f"refused: {ip} {refusal}")
+        raise BlockedDestination(f"refused: {host} resolves to {ip}, which {refusal}")
 
 
 def _normalize_host_name(host: str) -> str:
@@ -296,7 +299,7 @@ def _without_scope(ip: IPAddress) -> IPAddress:
     return ip
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # urllib3 plumbing: connections that resolve once, check, and connect to the checked address
 
 
@@ -416,7 +419,7 @@ class _SafeAdapter(HTTPAdapter):
         raise InvalidRequest("outbound requests never go through a proxy")
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Requests and responses
 
 
@@ -529,7 +532,7 @@ class SafeHttpClient:
             redirects += 1
             next_url = urljoin(response.url, location)
             _check_url(next_url, redirected_from=url)
-            if response.status_code == 303 and method != "HEAD" or (
+            if (response.status_code == 303 and method != "HEAD") or (
                 response.status_code in (301, 302) and method == "POST"
             ):
                 method, body = "GET", None
@@ -571,7 +574,7 @@ class SafeHttpClient:
             raise
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, UnicodeError) as exc:
             # ``from None``: the wrapped exceptions quote URLs with their query and header values.
-            raise _translate(exc, url, timeout) from None
+            raise _translate(exc, url) from None
 
     def _read_body(self, response: requests.Response, url: str, deadline: float) -> bytes:
         limit = self.max_response_bytes
@@ -600,12 +603,12 @@ class SafeHttpClient:
         except HttpError:
             raise
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _translate(exc, url, deadline) from None
+            raise _translate(exc, url) from None
         finally:
             response.close()
 
 
-class _NoCookies(requests.cookies.cookielib.DefaultCookiePolicy):
+class _NoCookies(DefaultCookiePolicy):
     """Refuses every cookie, so the shared session never carries one tenant's cookies to another."""
 
     def set_ok(self, cookie: Any, request: Any) -> bool:
@@ -615,7 +618,7 @@ class _NoCookies(requests.cookies.cookielib.DefaultCookiePolicy):
         return False
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Helpers
 
 
@@ -690,17 +693,18 @@ def _redirect_target(response: requests.Response) -> str | None:
 
 
 def _discard_body(response: requests.Response) -> None:
-    """Read a small redirect body so the connection returns to the pool; close on anything larger."""
+    """Read a small redirect body so the connection returns to the pool; close it on anything larger."""
     try:
         read = 0
         for chunk in response.raw.stream(_CHUNK_SIZE, decode_content=False):
             read += len(chunk)
             if read > _REDIRECT_BODY_DRAIN_BYTES:
-                break
+                response.close()
+                return
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
-        pass  # the connection is closed below; the redirect is still followed
-    finally:
-        response.close()
+        response.close()  # the redirect is still followed, on a new connection
+        return
+    response.raw.release_conn()
 
 
 def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -720,21 +724,23 @@ def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
             pending.append(reason)
 
 
-def _translate(exc: BaseException, url: str, timeout: float) -> HttpError:
+def _translate(exc: BaseException, url: str) -> HttpError:
     """Map a requests/urllib3/socket error to an HttpError whose message is free of secrets."""
     chain = list(_exception_chain(exc))
     target = _safe_url(url)
     for e in chain:
         if isinstance(e, HttpError):
             return e
-    if any(isinstance(e, requests.exceptions.ConnectTimeout | ConnectTimeoutError) for e in chain) and not any(
-        isinstance(e, NewConnectionError) and not isinstance(e, ConnectTimeoutError) for e in chain
-    ):
-        return RequestTimeout(f"timed out connecting to {target}")
-    if any(
-        isinstance(e, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError | TimeoutError)
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError for historical reasons: it is not a timeout.
+    timeouts = [
+        e
         for e in chain
-    ):
+        if isinstance(e, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError | TimeoutError)
+        and not isinstance(e, NewConnectionError)
+    ]
+    if any(isinstance(e, requests.exceptions.ConnectTimeout | ConnectTimeoutError) for e in timeouts):
+        return RequestTimeout(f"timed out connecting to {target}")
+    if timeouts:
         return RequestTimeout(f"timed out waiting for the response from {target}")
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
@@ -742,8 +748,6 @@ def _translate(exc: BaseException, url: str, timeout: float) -> HttpError:
             return ConnectionFailed(
                 f"TLS certificate verification failed for {target}{detail}", transient=False
             )
-        if isinstance(e, urllib3.exceptions.CertificateError | ssl.CertificateError):
-            return ConnectionFailed(f"TLS certificate verification failed for {target}", transient=False)
     if any(
         isinstance(
             e,

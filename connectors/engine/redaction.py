@@ -1,18 +1,19 @@
 """Scrubbing secrets out of everything stored or logged about an execution.
 
-A :class:`Redactor` is built per execution: the runner registers every credential value, auth value and whatever
-was rendered from them (:meth:`Redactor.add`, :meth:`Redactor.add_basic`), plus header and query-parameter names
-that carry secrets, and passes every request, response, error message and output through it before storing them.
-Each secret is registered with the forms it takes on the way out (base64, URL-encoding, JSON/Python/XML escaping),
-and every occurrence of any form is replaced by ``[REDACTED]``.
+A :class:`Redactor` is built per execution: the runner registers every credential value, auth value and
+whatever was rendered from them (:meth:`Redactor.add`, :meth:`Redactor.add_basic`), plus header and
+query-parameter names that carry secrets, and passes every request, response, error message and output through
+it before storing them. Each secret is registered with the forms it takes on the way out (base64,
+URL-encoding, JSON/Python/XML escaping), and every occurrence of any form is replaced by ``[REDACTED]``.
 
-Overlapping occurrences are merged: the whole union of all matches is replaced, so two overlapping secrets never
-leave a piece of either behind (``abcd`` and ``cdef`` in ``abcdef`` give ``[REDACTED]``, not ``[REDACTED]ef``).
+Overlapping occurrences are merged: the whole union of all matches is replaced, so two overlapping secrets
+never leave a piece of either behind (``abcd`` and ``cdef`` in ``abcdef`` give ``[REDACTED]``, not
+``[REDACTED]ef``).
 
 Trade-offs:
 
-* Secrets shorter than 4 characters are still registered, because leaking one is worse than over-redacting; such
-  a secret (and its short derived forms) will also replace unrelated text that happens to contain it.
+* Secrets shorter than 4 characters are still registered, because leaking one is worse than over-redacting;
+  such a secret (and its short derived forms) will also replace unrelated text that happens to contain it.
 * The marker itself is text: a secret that is a piece of ``[REDACTED]`` (say ``ACT``) still "appears" in the
   output, inside the markers. That reveals nothing beyond the marker.
 * A dict whose keys become equal once scrubbed keeps the last value.
@@ -56,8 +57,9 @@ SENSITIVE_HEADERS = frozenset(
     }
 )
 
-# Query (and fragment) parameters whose value is a credential whatever it holds. Names are compared lower-cased with
-# '-' read as '_'. ``key`` is here because many APIs (Google's among them) take their API key that way.
+# Query (and fragment) parameters whose value is a credential whatever it holds. Names are compared
+# lower-cased with '-' read as '_'. ``key`` is here because many APIs (Google's among them) take their API key
+# that way.
 SENSITIVE_QUERY_PARAMS = frozenset(
     {
         "api_key",
@@ -84,7 +86,7 @@ SENSITIVE_QUERY_PARAMS = frozenset(
 # What requests' ``requote_uri`` leaves unescaped; a secret put into a URL path may go out in this form.
 _REQUOTE_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _PERCENT_ESCAPE_RE = re.compile(r"%[0-9A-F]{2}")
-# Above this nesting depth the trie pattern would strain the regex compiler; a flat alternation is used instead.
+# Above this nesting depth the trie pattern would strain the regex compiler: use a flat alternation.
 _MAX_TRIE_DEPTH = 100
 
 
@@ -114,7 +116,12 @@ def _derived_forms(secret: str) -> set[str]:
         html.escape(secret, quote=False),
         xml_escape(secret, {'"': "&quot;", "'": "&apos;"}),
     }
-    for encoded in (quote(secret, safe=""), quote(secret), quote(secret, safe=_REQUOTE_SAFE), quote_plus(secret)):
+    for encoded in (
+        quote(secret, safe=""),
+        quote(secret),
+        quote(secret, safe=_REQUOTE_SAFE),
+        quote_plus(secret),
+    ):
         forms.add(encoded)
         # Some clients write percent-escapes in lower case.
         forms.add(_PERCENT_ESCAPE_RE.sub(lambda match: match.group().lower(), encoded))
@@ -199,7 +206,7 @@ class Redactor:
         self._add_forms(secret, _derived_forms(secret))
 
     def add_basic(self, username: str, password: str) -> None:
-        """Register HTTP Basic credentials: the password, ``username:password`` and its base64 (the header value).
+        """Register HTTP Basic credentials: the password, ``username:password`` and its base64 (the header).
 
         The username alone is not a secret. With an empty password only the base64 of ``username:`` is
         registered, since the bare ``username:`` would redact ordinary text.
@@ -299,10 +306,11 @@ class Redactor:
         return scrubbed
 
     def scrub_url(self, url: str) -> str:
-        """``url`` with sensitive query/fragment parameter values and the userinfo password redacted, then scrubbed.
+        """``url`` with sensitive query/fragment values and the userinfo password redacted, then scrubbed.
 
-        Parameters are matched case-insensitively (``-`` and ``_`` alike) against :data:`SENSITIVE_QUERY_PARAMS`
-        and the names added with :meth:`add_query_param`. A URL that cannot be parsed is only scrubbed as text.
+        Parameters are matched case-insensitively (``-`` and ``_`` alike) against
+        :data:`SENSITIVE_QUERY_PARAMS` and the names added with :meth:`add_query_param`. A URL that cannot be
+        parsed is only scrubbed as text.
         """
         try:
             parts = urlsplit(url)
@@ -352,13 +360,13 @@ def current_redactors() -> tuple[Redactor, ...]:
 
 
 class RedactingLogFilter(logging.Filter):
-    """Scrubs log records emitted inside a :func:`redaction_scope`; install it on handlers (the root's included).
+    """Scrubs log records emitted inside a :func:`redaction_scope`; install it on handlers (the root's too).
 
-    The message is rendered (``msg % args``), scrubbed and stored back with empty ``args``; exception and stack
-    text are rendered, scrubbed and stored in ``exc_text``/``stack_info``, and ``exc_info`` is cleared so no
-    formatter can render the unscrubbed exception again. The filter never drops a record and never raises:
-    a message whose arguments do not format is logged with its arguments dropped.
-    Install it on handlers rather than loggers: a logger's filters do not see records propagated from children.
+    The message is rendered (``msg % args``), scrubbed and stored back with empty ``args``; exception and
+    stack text are rendered, scrubbed and stored in ``exc_text``/``stack_info``, and ``exc_info`` is cleared
+    so no formatter can render the unscrubbed exception again. The filter never drops a record and never
+    raises: a message whose arguments do not format is logged with its arguments dropped. Install it on
+    handlers rather than loggers: a logger's filters do not see records propagated from children.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -102,15 +102,29 @@ def test_changing_any_payload_byte_fails(position):
         keyring.decrypt(_with_payload(token, bytes(blob)), associated_data=AAD)
 
 
-# "v1:k1:" and 40 characters of base64url for the 30 bytes.
-@pytest.mark.parametrize("position", range(6 + 40))
+# "v1:k1:" and 42 characters of base64url for 31 bytes; the last character has 4 spare bits, which a lax
+# decoder would ignore.
+@pytest.mark.parametrize("position", range(6 + 42))
 def test_changing_any_character_of_the_token_fails(position):
     keyring = parse_keys(K1)
-    token = keyring.encrypt(b"hi", associated_data=AAD)
-    assert len(token) == 46
+    token = keyring.encrypt(b"hi!", associated_data=AAD)
+    assert len(token) == 48
     tampered = token[:position] + ("B" if token[position] == "A" else "A") + token[position + 1 :]
 
     with pytest.raises(DecryptionError):
+        keyring.decrypt(tampered, associated_data=AAD)
+
+
+def test_payload_with_spare_bits_set_fails():
+    keyring = parse_keys(K1)
+    token = keyring.encrypt(b"hi!", associated_data=AAD)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    # 31 bytes fill 42 characters with 4 bits to spare: flipping the lowest decodes to the same bytes.
+    last = alphabet[alphabet.index(token[-1]) ^ 1]
+    tampered = token[:-1] + last
+    assert _payload(tampered) == _payload(token)
+
+    with pytest.raises(DecryptionError, match="malformed"):
         keyring.decrypt(tampered, associated_data=AAD)
 
 
@@ -243,20 +257,29 @@ def test_parse_of_a_generated_entry_works():
 @pytest.mark.parametrize(
     ("value", "expected", "key_text"),
     [
-        ("", "is empty", None),
-        ("   ", "is empty", None),
+        ("", "is missing or empty", None),
+        ("   ", "is missing or empty", None),
         (f"{K1},", "entry 2 of CONNECTORS_ENCRYPTION_KEYS is empty", None),
         (KEY_1, "entry 1 of CONNECTORS_ENCRYPTION_KEYS is not of the form KEYID:BASE64KEY", KEY_1),
         (f"bad id:{KEY_1}", "entry 1 of CONNECTORS_ENCRYPTION_KEYS has an invalid key id", KEY_1),
         (f"{'x' * 33}:{KEY_1}", "entry 1 of CONNECTORS_ENCRYPTION_KEYS has an invalid key id", KEY_1),
-        (f"{K1},k1:{KEY_2}", "entry 2 (key id 'k1') of CONNECTORS_ENCRYPTION_KEYS repeats the key id of entry 1", KEY_2),
+        (
+            f"{K1},k1:{KEY_2}",
+            "entry 2 (key id 'k1') of CONNECTORS_ENCRYPTION_KEYS repeats the key id of entry 1",
+            KEY_2,
+        ),
         ("k1:", "entry 1 (key id 'k1') of CONNECTORS_ENCRYPTION_KEYS has no key", None),
-        ("k1:not*base64*at*all", "entry 1 (key id 'k1') of CONNECTORS_ENCRYPTION_KEYS is not valid base64", "not*base64"),
+        (
+            "k1:not*base64*at*all",
+            "entry 1 (key id 'k1') of CONNECTORS_ENCRYPTION_KEYS is not valid base64",
+            "not*base64",
+        ),
         (f"k1:{KEY_1}===", "is not valid base64", KEY_1),
         (f"k1:{KEY_1[:-1]}+_", "is not valid base64", KEY_1[:-4]),
         (
             f"{K1},k2:{base64.b64encode(b'0123456789abcdef').decode()}",
-            "entry 2 (key id 'k2') of CONNECTORS_ENCRYPTION_KEYS decodes to 16 bytes; AES-256 needs exactly 32",
+            "entry 2 (key id 'k2') of CONNECTORS_ENCRYPTION_KEYS decodes to 16 bytes; "
+            "AES-256 needs exactly 32",
             base64.b64encode(b"0123456789abcdef").decode(),
         ),
         (
@@ -279,7 +302,7 @@ def test_bad_key_configuration_is_explained(value, expected, key_text):
 
 
 def test_missing_configuration_is_explained():
-    with pytest.raises(KeyConfigError, match="CONNECTORS_ENCRYPTION_KEYS is empty"):
+    with pytest.raises(KeyConfigError, match="CONNECTORS_ENCRYPTION_KEYS is missing or empty"):
         parse_keys(None)
 
 
@@ -328,8 +351,12 @@ def test_associated_data_is_unambiguous():
 
 
 def test_associated_data_treats_uuid_objects_and_text_alike():
-    assert credential_associated_data(uuid.UUID(WORKSPACE), "svc") == credential_associated_data(WORKSPACE, "svc")
-    assert credential_associated_data(WORKSPACE.upper(), "svc") == credential_associated_data(WORKSPACE, "svc")
+    assert credential_associated_data(uuid.UUID(WORKSPACE), "svc") == credential_associated_data(
+        WORKSPACE, "svc"
+    )
+    assert credential_associated_data(WORKSPACE.upper(), "svc") == credential_associated_data(
+        WORKSPACE, "svc"
+    )
 
 
 @pytest.mark.parametrize("service_name", ["", "Upper", "-lead", "has space", "a" * 65, "a.b"])

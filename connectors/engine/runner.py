@@ -1,0 +1,445 @@
+"""Runs the steps of a connector definition: render, send, parse, extract, report.
+
+Pure engine code: no database, no Celery. The caller (executions.services) owns persistence; it hands the
+runner a context and hooks, and gets back step records to checkpoint and a verdict. One call to
+`Runner.advance` runs steps until the execution finishes, must wait before a retry (the caller reschedules it
+instead of sleeping in a worker), or is told to stop.
+
+Secrets: every value read from the `workspace` namespace and every auth value is registered with the
+execution's Redactor before it is placed into a request, and everything a record holds is scrubbed.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+from xml.sax.saxutils import escape as xml_escape
+
+from requests.structures import CaseInsensitiveDict
+
+from connectors.engine.credentials import MissingCredential
+from connectors.engine.http import HttpError, OutboundRequest, OutboundResponse, SafeHttpClient
+from connectors.engine.paths import extract
+from connectors.engine.redaction import Redactor
+from connectors.engine.templating import UnresolvedReference, compile_template, render_json
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_BACKOFF_SECONDS = 60.0
+MAX_RETRY_AFTER_SECONDS = 300.0
+DEFAULT_STORED_BODY_BYTES = 64 * 1024
+BODY_CONTENT_TYPES = {
+    "json": "application/json",
+    "form": "application/x-www-form-urlencoded",
+    "xml": "application/xml",
+    "raw": "text/plain",
+}
+
+
+class StepFailure(Exception):
+    """A step attempt failed. `transient` failures may be retried; `retry_after` is the server's wish."""
+
+    def __init__(self, message: str, *, transient: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+@dataclass
+class StepRecord:
+    """What is stored about one step (already scrubbed), plus the unscrubbed values later steps may use."""
+
+    index: int
+    name: str
+    status: str
+    attempts: int = 0
+    request: dict | None = None
+    response: dict | None = None
+    extracted: dict = field(default_factory=dict)
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    # In-memory only: the values templates of later steps read (`steps.NAME...`).
+    context: dict | None = None
+
+
+@dataclass
+class PendingRetry:
+    """A step that failed transiently and will be tried again after `delay` seconds."""
+
+    index: int
+    attempts: int
+    delay: float
+    error: str
+    started_at: datetime | None
+
+
+@dataclass
+class Outcome:
+    """The verdict of `Runner.advance`: `finished` with a status, `waiting` for a retry, or `stopped`."""
+
+    state: str
+    status: str | None = None
+    error: str | None = None
+    retry: PendingRetry | None = None
+
+
+@dataclass
+class Hooks:
+    """Callbacks to the caller. `on_step` must persist the record before it returns (checkpoint)."""
+
+    on_step: Callable[[StepRecord], None]
+    should_stop: Callable[[], bool] = lambda: False
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def backoff_delay(failed_attempts: int, retry_after: float | None, rng: random.Random | None = None) -> float:
+    """Seconds to wait after the `failed_attempts`-th failure: the server's Retry-After (at most 300 s) wins;
+    otherwise full jitter over 1 s doubling per attempt, capped at 60 s."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
+    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** (failed_attempts - 1))
+    return (rng or random).uniform(0, ceiling)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class Runner:
+    """Executes definitions with one shared SafeHttpClient (connection pooling across executions)."""
+
+    def __init__(self, client: SafeHttpClient, *, stored_body_bytes: int = DEFAULT_STORED_BODY_BYTES) -> None:
+        self.client = client
+        self.stored_body_bytes = stored_body_bytes
+
+    def advance(
+        self,
+        definition: Mapping[str, Any],
+        context: dict[str, Any],
+        redactor: Redactor,
+        hooks: Hooks,
+        *,
+        finished: list[StepRecord],
+        pending: PendingRetry | None = None,
+        deadline: float | None = None,
+    ) -> Outcome:
+        """Runs the steps after those in `finished` (resuming `pending` if a retry was waiting).
+
+        `context` holds `input`, `contact` and `workspace`; `steps` is filled from `finished` and as steps
+        complete. `deadline` is a time.monotonic() value derived from `max_duration_seconds`.
+        """
+        steps = definition["steps"]
+        context["steps"] = {
+            r.name: r.context or _context_of_stored(r) for r in finished if r.status == "succeeded"
+        }
+        failed = next((r for r in finished if r.status == "failed" and not _continues(steps, r.index)), None)
+        if failed is not None:
+            return self._skip_rest(steps, len(finished), hooks, failed)
+        for index in range(len(finished), len(steps)):
+            if hooks.should_stop():
+                return Outcome("stopped")
+            step = steps[index]
+            prior = pending if pending is not None and pending.index == index else None
+            record, retry = self._run_step(step, index, context, redactor, prior, deadline)
+            if retry is not None:
+                return Outcome("waiting", retry=retry)
+            hooks.on_step(record)
+            if record.status == "succeeded":
+                context["steps"][record.name] = record.context
+            elif not step["continue_on_error"]:
+                return self._skip_rest(steps, index + 1, hooks, record)
+        return Outcome("finished", status="succeeded")
+
+    def _skip_rest(self, steps: list, start: int, hooks: Hooks, failed: StepRecord) -> Outcome:
+        for index in range(start, len(steps)):
+            hooks.on_step(StepRecord(index=index, name=steps[index]["name"], status="skipped"))
+        return Outcome("finished", status="failed", error=f"step {failed.name!r} failed: {failed.error}")
+
+    def _run_step(
+        self,
+        step: Mapping[str, Any],
+        index: int,
+        context: dict,
+        redactor: Redactor,
+        prior: PendingRetry | None,
+        deadline: float | None,
+    ) -> tuple[StepRecord, PendingRetry | None]:
+        attempts = (prior.attempts if prior else 0) + 1
+        record = StepRecord(
+            index=index,
+            name=step["name"],
+            status="failed",
+            attempts=attempts,
+            started_at=prior.started_at if prior and prior.started_at else utcnow(),
+        )
+        started = time.monotonic()
+        try:
+            remaining = _remaining(deadline)
+            request, sensitive = self.render_request(step, context, redactor)
+            request.timeout = min(float(step["timeout_seconds"]), remaining)
+            record.request = _stored_request(request, redactor)
+            response = self._send(request, sensitive)
+            self._complete(step, record, response, redactor)
+        except StepFailure as failure:
+            record.error = redactor.scrub_text(failure.message)
+            max_attempts = step["retry"]["max_attempts"]
+            if failure.transient and attempts < max_attempts:
+                delay = backoff_delay(attempts, failure.retry_after)
+                if deadline is None or time.monotonic() + delay < deadline:
+                    return record, PendingRetry(index, attempts, delay, record.error, record.started_at)
+                record.error += "; no time left for another attempt within max_duration_seconds"
+        record.finished_at = utcnow()
+        record.duration_ms = int((time.monotonic() - started) * 1000)
+        return record, None
+
+    def render_request(
+        self, step: Mapping[str, Any], context: Mapping[str, Any], redactor: Redactor
+    ) -> tuple[OutboundRequest, list[str]]:
+        """The request a step sends, with auth applied and secrets registered. Raises StepFailure (permanent)
+        for an unresolved reference, a missing credential or a value that would break out of its place."""
+        where = "url"
+        try:
+            url = compile_template(step["url"]).render(context)
+            where = "query"
+            params = {name: compile_template(v).render(context) for name, v in step["query"].items()}
+            where = "headers"
+            headers = {name: compile_template(v).render(context) for name, v in step["headers"].items()}
+            where = "auth"
+            sensitive = _apply_auth(step["auth"], context, headers, params, redactor)
+            where = "body"
+            body, default_type = _render_body(step, context)
+        except UnresolvedReference as error:
+            raise StepFailure(f"{error} in {where}") from None
+        except MissingCredential as error:
+            raise StepFailure(f"{error} (referenced in {where})") from None
+        if default_type and not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = step.get("content_type") or default_type
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value:
+                raise StepFailure(f"header {name!r} contains a line break after rendering; nothing was sent")
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise StepFailure("the rendered URL must start with http:// or https://")
+        request = OutboundRequest(method=step["method"], url=url, headers=headers, params=params, body=body)
+        return request, sensitive
+
+    def _send(self, request: OutboundRequest, sensitive: list[str]) -> OutboundResponse:
+        try:
+            return self.client.send(request, sensitive_headers=sensitive)
+        except HttpError as error:
+            raise StepFailure(error.message, transient=error.transient) from None
+
+    def _complete(
+        self, step: Mapping[str, Any], record: StepRecord, response: OutboundResponse, redactor: Redactor
+    ) -> None:
+        body = self._parse_body(step["response_type"], response)
+        record.response = {
+            "status_code": response.status_code,
+            "headers": redactor.scrub_headers(dict(response.headers)),
+            "body": self._stored_body(body, redactor),
+        }
+        if not 200 <= response.status_code < 300:
+            transient = response.status_code in TRANSIENT_STATUSES
+            retry_after = parse_retry_after(response.headers.get("Retry-After")) if transient else None
+            raise StepFailure(f"HTTP {response.status_code}", transient=transient, retry_after=retry_after)
+        extracted = {name: _extract(body, response.headers, path) for name, path in step["extract"].items()}
+        record.extracted = redactor.scrub(extracted)
+        record.status = "succeeded"
+        record.context = {
+            **extracted,
+            "response": {"status_code": response.status_code, "headers": response.headers, "body": body},
+        }
+
+    def _parse_body(self, response_type: str, response: OutboundResponse) -> Any:
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if response_type == "auto":
+            if content_type == "application/json" or content_type.endswith("+json"):
+                response_type = "json"
+            elif not response.content or _is_textual(content_type):
+                response_type = "text"
+            else:
+                response_type = "binary"
+        if response_type == "binary":
+            kept = response.content[: self.stored_body_bytes]
+            return {
+                "size": len(response.content),
+                "sha256": hashlib.sha256(response.content).hexdigest(),
+                "base64": base64.b64encode(kept).decode("ascii"),
+            }
+        text = response.content.decode(_charset(response.headers.get("Content-Type", "")), errors="replace")
+        if response_type == "json" and text.strip():
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise StepFailure(f"the response is not valid JSON (HTTP {response.status_code})") from None
+        return text if text or response_type == "text" else None
+
+    def _stored_body(self, body: Any, redactor: Redactor) -> Any:
+        scrubbed = redactor.scrub(body)
+        if isinstance(scrubbed, str):
+            return _cut(scrubbed, self.stored_body_bytes)
+        if isinstance(scrubbed, dict | list):
+            encoded = json.dumps(scrubbed, ensure_ascii=False)
+            if len(encoded.encode()) > self.stored_body_bytes:
+                return _cut(encoded, self.stored_body_bytes)
+        return scrubbed
+
+
+def render_contact_mapping(mapping: Mapping[str, str], context: Mapping[str, Any]) -> tuple[dict, list[str]]:
+    """Values for the contact (target -> value) and notes about mappings skipped as unresolved."""
+    values, notes = {}, []
+    for target, source in mapping.items():
+        try:
+            values[target] = compile_template(source).render_value(context)
+        except (UnresolvedReference, MissingCredential) as error:
+            notes.append(f"contact_mapping {target!r} skipped: {error}")
+    return values, notes
+
+
+def _continues(steps: list, index: int) -> bool:
+    return bool(steps[index]["continue_on_error"])
+
+
+def _remaining(deadline: float | None) -> float:
+    if deadline is None:
+        return float("inf")
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise StepFailure("the execution ran out of time (max_duration_seconds)")
+    return remaining
+
+
+def _apply_auth(
+    auth: Mapping[str, str], context: Mapping[str, Any], headers: dict, params: dict, redactor: Redactor
+) -> list[str]:
+    """Places the auth of a step and registers its values as secrets. Returns extra sensitive header names."""
+    kind = auth["type"]
+
+    def secret(key: str) -> str:
+        value = compile_template(auth[key]).render(context)
+        redactor.add(value)
+        return value
+
+    if kind == "bearer":
+        headers["Authorization"] = f"Bearer {secret('token')}"
+    elif kind == "basic":
+        username = compile_template(auth["username"]).render(context)
+        password = compile_template(auth["password"]).render(context)
+        redactor.add_basic(username, password)
+        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+    elif kind == "api_key":
+        value = secret("value")
+        if auth["in"] == "header":
+            headers[auth["name"]] = value
+            redactor.add_header_name(auth["name"])
+            return [auth["name"]]
+        params[auth["name"]] = value
+        redactor.add_query_param(auth["name"])
+    return []
+
+
+def _render_body(step: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
+    body_type, body = step["body_type"], step["body"]
+    if body_type == "none":
+        return None, None
+    if body_type == "json":
+        rendered = render_json(body, context)
+        return json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode(), BODY_CONTENT_TYPES[
+            "json"
+        ]
+    if body_type == "form":
+        fields = {name: compile_template(value).render(context) for name, value in body.items()}
+        return urlencode(fields).encode(), BODY_CONTENT_TYPES["form"]
+    if body_type == "xml":
+        return compile_template(body).render(context, escape=xml_escape).encode(), BODY_CONTENT_TYPES["xml"]
+    return compile_template(body).render(context).encode(), BODY_CONTENT_TYPES["raw"]
+
+
+def _stored_request(request: OutboundRequest, redactor: Redactor) -> dict:
+    parts = urlsplit(request.url)
+    query = "&".join(q for q in (parts.query, urlencode(request.params)) if q)
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    stored: dict[str, Any] = {
+        "method": request.method,
+        "url": redactor.scrub_url(url),
+        "headers": redactor.scrub_headers(request.headers),
+    }
+    if request.body is not None:
+        stored["body"] = _cut(redactor.scrub_text(request.body.decode("utf-8", errors="replace")), 64 * 1024)
+    return stored
+
+
+def _extract(body: Any, headers: CaseInsensitiveDict, path: str) -> Any:
+    """An output from the parsed body; a path starting with `headers.` reads the response headers when the
+    body itself has no `headers` key."""
+    if path.startswith("headers.") and not (isinstance(body, dict) and "headers" in body):
+        return extract({"headers": headers}, path)
+    return extract(body, path)
+
+
+def _context_of_stored(record: StepRecord) -> dict:
+    """Rebuilds what later steps may read from a checkpoint (after a restart the stored, scrubbed copy is
+    all there is)."""
+    response = record.response or {}
+    return {
+        **record.extracted,
+        "response": {
+            "status_code": response.get("status_code"),
+            "headers": CaseInsensitiveDict(response.get("headers") or {}),
+            "body": response.get("body"),
+        },
+    }
+
+
+def _is_textual(content_type: str) -> bool:
+    return (
+        content_type.startswith("text/")
+        or content_type.endswith(("+xml", "/xml"))
+        or content_type in ("application/x-www-form-urlencoded", "application/javascript")
+    )
+
+
+def _charset(content_type: str) -> str:
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset" and value:
+            charset = value.strip('"').lower()
+            try:
+                "".encode(charset)
+            except LookupError:
+                return "utf-8"
+            return charset
+    return "utf-8"
+
+
+def _cut(text: str, limit: int) -> str:
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", errors="ignore")

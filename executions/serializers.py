@@ -1,0 +1,72 @@
+from rest_framework import serializers
+
+from executions.models import Execution, ExecutionStep
+
+
+class ExecutionStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ExecutionStep
+        fields = [
+            "name",
+            "status",
+            "attempts",
+            "request",
+            "response",
+            "extracted",
+            "error",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+        ]
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    connector = serializers.UUIDField(source="connector_id", read_only=True)
+    workspace = serializers.UUIDField(source="workspace_id", read_only=True)
+    contact = serializers.UUIDField(source="contact_id", read_only=True, allow_null=True)
+    steps = ExecutionStepSerializer(source="step_records", many=True, read_only=True)
+
+    class Meta:
+        model = Execution
+        fields = [
+            "id",
+            "connector",
+            "workspace",
+            "connector_version",
+            "status",
+            "input",
+            "output",
+            "error",
+            "notes",
+            "contact",
+            "attempts",
+            "triggered_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "steps",
+        ]
+        read_only_fields = fields
+
+
+class ExecuteRequestSerializer(serializers.Serializer):
+    input = serializers.JSONField(default=dict)
+    contact_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class DailyStatsSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class ConnectorStatsSerializer(serializers.Serializer):
+    total_executions = serializers.IntegerField()
+    successful_executions = serializers.IntegerField()
+    failed_executions = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    avg_duration_ms = serializers.FloatField(allow_null=True)
+    p95_duration_ms = serializers.IntegerField(allow_null=True)
+    last_executed_at = serializers.DateTimeField(allow_null=True)
+    daily = DailyStatsSerializer(many=True)
