@@ -150,9 +150,7 @@ def top_workspaces(*, days: int = WINDOW_DAYS, limit: int = 10, today: date | No
     ]
 
 
-def slowest_connectors(
-    *, days: int = WINDOW_DAYS, limit: int = 10, today: date | None = None
-) -> list[LabelledValue]:
+def slowest_connectors(*, days: int = WINDOW_DAYS, limit: int = 10, today: date | None = None) -> list[LabelledValue]:
     """The `limit` connectors with the highest average duration (ms) of their finished executions over the
     window, as total duration / finished runs from the rollup; one query."""
     first, last = _window(days, today)

@@ -22,9 +22,7 @@ SERVICE_NAME_PARAMETER = OpenApiParameter(
         summary="List the workspace's credentials",
         description="Service and field names with dates; values are never returned.",
     ),
-    retrieve=extend_schema(
-        summary="One credential's service and field names", parameters=[SERVICE_NAME_PARAMETER]
-    ),
+    retrieve=extend_schema(summary="One credential's service and field names", parameters=[SERVICE_NAME_PARAMETER]),
 )
 @extend_schema(tags=["credentials"])
 class CredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):

@@ -21,9 +21,7 @@ class Credential(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "service_name"], name="unique_credential_per_service"
-            )
+            models.UniqueConstraint(fields=["workspace", "service_name"], name="unique_credential_per_service")
         ]
         ordering = ["service_name"]
 

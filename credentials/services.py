@@ -56,9 +56,7 @@ def _check_input(service_name: str, fields: dict[str, str]) -> None:
             raise ValueError(f"the value of field {name!r} must be a non-blank string of at most 8 KiB")
 
 
-def credential_upsert(
-    *, workspace: Workspace, service_name: str, fields: dict[str, str]
-) -> tuple[Credential, bool]:
+def credential_upsert(*, workspace: Workspace, service_name: str, fields: dict[str, str]) -> tuple[Credential, bool]:
     """Store the workspace's credential for ``service_name``, replacing any existing one.
 
     Returns ``(credential, created)``. The whole object of fields is encrypted with the primary key. Safe
@@ -75,9 +73,7 @@ def credential_upsert(
         service_name=service_name,
         defaults={"field_names": sorted(fields), "ciphertext": ciphertext, "key_id": keyring.primary_key_id},
     )
-    logger.info(
-        "%s credential %s of workspace %s", "Stored" if created else "Replaced", service_name, workspace.id
-    )
+    logger.info("%s credential %s of workspace %s", "Stored" if created else "Replaced", service_name, workspace.id)
     return credential, created
 
 
@@ -207,9 +203,7 @@ def rotate_credentials(*, batch_size: int = 500, keyring: Keyring | None = None)
                     except DecryptionError as error:
                         failed_ids.add(row.pk)
                         batch.failures.append(
-                            RotationFailure(
-                                row.pk, str(row.workspace_id), row.service_name, row.key_id, str(error)
-                            )
+                            RotationFailure(row.pk, str(row.workspace_id), row.service_name, row.key_id, str(error))
                         )
                         continue
                     row.key_id = keyring.primary_key_id

@@ -5,6 +5,8 @@ as the staff API, so `version` is bumped by the same rule. Ratings are read-only
 abusive review) recomputes the template's rating summary.
 """
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 
@@ -41,10 +43,10 @@ class ConnectorTemplateForm(forms.ModelForm):
             cleaned.update(self.validated_data)
             return cleaned
         for where, message in error_paths(serializer.errors):
-            field = where.partition(".")[0]
-            field = field.split("[", 1)[0]
-            detail = f"{where}: {message}" if where != field else message
-            self.add_error(field if field in self.fields else None, detail)
+            field, rest = re.match(r"^([A-Za-z_]*)\.?(.*)$", where).groups()
+            if field not in self.fields:
+                field, rest = None, where
+            self.add_error(field, f"{rest}: {message}" if rest else message)
         return cleaned
 
 

@@ -24,14 +24,21 @@ MAX_REQUIRED_CREDENTIALS = 20
 MAX_CREDENTIAL_FIELDS = 20
 
 
+class StringField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into strings."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
 class RequiredCredentialSerializer(StrictSerializer):
     """One service a template needs a workspace credential for, and how to get it."""
 
     service_name = serializers.RegexField(
         SERVICE_NAME,
-        error_messages={
-            "invalid": "Use lowercase letters, digits, _ and -, starting with a letter or digit."
-        },
+        error_messages={"invalid": "Use lowercase letters, digits, _ and -, starting with a letter or digit."},
     )
     fields = serializers.ListField(
         child=serializers.RegexField(
@@ -41,7 +48,7 @@ class RequiredCredentialSerializer(StrictSerializer):
         allow_empty=False,
         max_length=MAX_CREDENTIAL_FIELDS,
     )
-    help = serializers.CharField(allow_blank=True, default="", max_length=2000, trim_whitespace=False)
+    help = StringField(allow_blank=True, default="", max_length=2000, trim_whitespace=False)
 
     def validate_fields(self, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
@@ -49,23 +56,8 @@ class RequiredCredentialSerializer(StrictSerializer):
         return value
 
 
-class RequiredCredentialsField(serializers.ListField):
-    child = RequiredCredentialSerializer()
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", MAX_REQUIRED_CREDENTIALS)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        names = [item["service_name"] for item in value]
-        if len(set(names)) != len(names):
-            raise serializers.ValidationError("Each service may be listed once.")
-        return [dict(item) for item in value]
-
-
 class TagsField(serializers.ListField):
-    child = serializers.CharField(max_length=MAX_TAG_LENGTH)
+    child = StringField(max_length=MAX_TAG_LENGTH)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", MAX_TAGS)
@@ -96,20 +88,18 @@ class TemplateDefinitionSerializer(DefinitionSerializer):
 
 class ConnectorTemplateSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
-    name = serializers.CharField(max_length=200)
+    name = StringField(max_length=200)
     slug = serializers.SlugField(
         max_length=100,
         required=False,
-        validators=[
-            UniqueValidator(ConnectorTemplate.objects.all(), message="A template with this slug exists.")
-        ],
+        validators=[UniqueValidator(ConnectorTemplate.objects.all(), message="A template with this slug exists.")],
         help_text="Unique; derived from the name when omitted.",
     )
-    description = serializers.CharField(max_length=5000, allow_blank=True, default="")
-    category = serializers.CharField(max_length=100, allow_blank=True, default="")
+    description = StringField(max_length=5000, allow_blank=True, default="")
+    category = StringField(max_length=100, allow_blank=True, default="")
     tags = TagsField(default=list)
     definition = TemplateDefinitionSerializer()
-    required_credentials = RequiredCredentialsField(default=list)
+    required_credentials = RequiredCredentialSerializer(many=True, default=list, max_length=MAX_REQUIRED_CREDENTIALS)
     is_public = serializers.BooleanField(default=True)
     is_featured = serializers.BooleanField(default=False)
     is_official = serializers.BooleanField(default=False)
@@ -119,6 +109,16 @@ class ConnectorTemplateSerializer(serializers.Serializer):
     version = serializers.IntegerField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
+
+    def validate_required_credentials(self, value: list) -> list[dict]:
+        seen: set[str] = set()
+        errors: list[dict] = []
+        for item in value:
+            errors.append({"service_name": ["This service is listed twice."]} if item["service_name"] in seen else {})
+            seen.add(item["service_name"])
+        if any(errors):
+            raise serializers.ValidationError(errors)
+        return [dict(item) for item in value]
 
     def validate(self, attrs: dict) -> dict:
         if "definition" in attrs:
@@ -140,7 +140,7 @@ def default_slug(name: str) -> str:
 
 
 class TemplateInstallSerializer(serializers.Serializer):
-    name = serializers.CharField(
+    name = StringField(
         max_length=200,
         required=False,
         help_text="Name of the new connector; defaults to the template's name.",
@@ -149,7 +149,7 @@ class TemplateInstallSerializer(serializers.Serializer):
 
 class TemplateRateSerializer(serializers.Serializer):
     rating = serializers.IntegerField(min_value=1, max_value=5)
-    review = serializers.CharField(max_length=5000, allow_blank=True, default="")
+    review = StringField(max_length=5000, allow_blank=True, default="")
 
 
 class RatingSummarySerializer(serializers.Serializer):

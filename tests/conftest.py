@@ -14,7 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Role
 
-pytest_plugins = ["tests.net_guard"]
+pytest_plugins = ["tests.net_guard", "tests.local_server"]
 
 
 def pytest_configure(config):

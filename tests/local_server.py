@@ -180,9 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        request = RecordedRequest(
-            method=self.command, path=self.path, headers=dict(self.headers.items()), body=body
-        )
+        request = RecordedRequest(method=self.command, path=self.path, headers=dict(self.headers.items()), body=body)
         owner = self.server.owner
         reply = owner._reply_for(request)
         if reply.delay and owner._stopping.wait(reply.delay):

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
@@ -46,6 +46,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.poolmanager import PoolManager
+from urllib3.util import Url, parse_url
 from urllib3.util.connection import allowed_gai_family
 
 __all__ = [
@@ -489,9 +490,11 @@ class SafeHttpClient:
     def send(self, request: OutboundRequest, *, sensitive_headers: Iterable[str] = ()) -> OutboundResponse:
         """Send ``request``, following at most ``max_redirects`` redirects, and read the whole body.
 
-        ``sensitive_headers`` names headers (besides Authorization, Proxy-Authorization and Cookie) that are
-        dropped when a redirect leaves the original scheme, host and port. The timeout applies to each
-        connect and read, and bounds the whole call (redirects and body included) between reads.
+        ``sensitive_headers`` names headers (besides Authorization, Proxy-Authorization, Cookie and Host) that
+        are dropped when a redirect leaves the current scheme, host and port; once dropped they stay dropped.
+        301/302 turn POST into GET and 303 turns anything but HEAD into GET, without body; 307/308 keep both.
+        The timeout applies to each connect and read, and bounds the whole call (redirects and body
+        included) between reads.
 
         Raises a subclass of HttpError; ``transient`` on it says whether a retry may succeed.
         """
@@ -512,7 +515,7 @@ class SafeHttpClient:
         deadline = started + request.timeout
         redirects = 0
         while True:
-            response = self._send_once(method, url, headers, params, body, deadline, request.timeout)
+            response = self._send_once(method, url, headers, params, body, deadline)
             location = _redirect_target(response)
             if location is None:
                 content = self._read_body(response, url, deadline)
@@ -520,15 +523,13 @@ class SafeHttpClient:
                     status_code=response.status_code,
                     headers=response.headers,
                     content=content,
-                    url=url,
+                    url=response.url,
                     redirects=redirects,
                     elapsed_ms=int((time.monotonic() - started) * 1000),
                 )
             _discard_body(response)
             if redirects >= self.max_redirects:
-                raise TooManyRedirects(
-                    f"{_safe_url(url)} redirected more than {self.max_redirects} times (the limit)"
-                )
+                raise TooManyRedirects(f"{_safe_url(url)} redirected more than {self.max_redirects} times (the limit)")
             redirects += 1
             next_url = urljoin(response.url, location)
             _check_url(next_url, redirected_from=url)
@@ -553,11 +554,10 @@ class SafeHttpClient:
         params: dict[str, str],
         body: bytes | None,
         deadline: float,
-        timeout: float,
     ) -> requests.Response:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise RequestTimeout(f"timed out waiting for {_safe_url(url)} (timeout {timeout:g}s)")
+            raise RequestTimeout(f"timed out waiting for the response from {_safe_url(url)}")
         try:
             prepared = requests.Request(
                 method=method, url=url, headers=dict(headers), params=params, data=body
@@ -585,17 +585,14 @@ class SafeHttpClient:
         try:
             if declared is not None and declared > limit:
                 raise ResponseTooLarge(
-                    f"the response from {_safe_url(url)} announces {declared} bytes, over the "
-                    f"{limit}-byte limit"
+                    f"the response from {_safe_url(url)} announces {declared} bytes, over the {limit}-byte limit"
                 )
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_content(chunk_size=_CHUNK_SIZE):
                 size += len(chunk)
                 if size > limit:
-                    raise ResponseTooLarge(
-                        f"the response from {_safe_url(url)} is larger than the {limit}-byte limit"
-                    )
+                    raise ResponseTooLarge(f"the response from {_safe_url(url)} is larger than the {limit}-byte limit")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise RequestTimeout(f"timed out reading the response from {_safe_url(url)}")
@@ -643,42 +640,46 @@ def _check_headers(headers: dict[str, str]) -> None:
             raise InvalidRequest(f"the value of header {name} has characters outside Latin-1") from None
 
 
+def _parse(url: str) -> Url:
+    """Parse ``url`` exactly as requests and urllib3 will when they connect (never with urllib.parse).
+
+    urllib.parse and urllib3 disagree on URLs such as ``http://a.test\\@b.test/``; deciding origins or
+    schemes with a different parser than the one that picks the host would open a gap.
+    """
+    return parse_url(url)
+
+
 def _check_url(url: str, *, redirected_from: str | None = None) -> None:
     where = f" (redirect from {_safe_url(redirected_from)})" if redirected_from else ""
     if not isinstance(url, str) or not url:
         raise InvalidRequest(f"the URL is empty{where}")
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a malformed port
+        parts = _parse(url)
     except ValueError:
         raise InvalidRequest(f"the URL is malformed{where}") from None
-    scheme = parts.scheme.lower()
+    scheme = (parts.scheme or "").lower()
     if scheme not in ("http", "https"):
         shown = f"{scheme!r}" if scheme else "none"
         raise InvalidRequest(f"only http and https URLs may be called, the scheme is {shown}{where}")
-    if not parts.hostname:
+    if not parts.host:
         raise InvalidRequest(f"the URL has no host{where}")
 
 
 def _safe_url(url: str) -> str:
     """``scheme://host:port/path`` of ``url``: no user info, query or fragment, which may carry secrets."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        parts = _parse(url)
     except ValueError:
         return "<malformed URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    scheme = parts.scheme.lower()
-    port = port or _DEFAULT_PORTS.get(scheme)
-    return f"{scheme}://{host}{f':{port}' if port else ''}{parts.path or '/'}"
+    scheme = (parts.scheme or "").lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme)
+    return f"{scheme}://{parts.host or ''}{f':{port}' if port else ''}{parts.path or '/'}"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+    parts = _parse(url)
+    scheme = (parts.scheme or "").lower()
+    return scheme, (parts.host or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
 
 
 def _redirect_target(response: requests.Response) -> str | None:
@@ -745,9 +746,7 @@ def _translate(exc: BaseException, url: str) -> HttpError:
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
             detail = f": {e.verify_message}" if e.verify_message else ""
-            return ConnectionFailed(
-                f"TLS certificate verification failed for {target}{detail}", transient=False
-            )
+            return ConnectionFailed(f"TLS certificate verification failed for {target}{detail}", transient=False)
     if any(
         isinstance(
             e,
@@ -772,10 +771,7 @@ def _translate(exc: BaseException, url: str) -> HttpError:
             return ConnectionFailed(f"connection to {target} refused")
         if isinstance(e, ConnectionResetError):
             return ConnectionFailed(f"connection to {target} reset by the server")
-    if any(
-        isinstance(e, urllib3.exceptions.ProtocolError | requests.exceptions.ChunkedEncodingError)
-        for e in chain
-    ):
+    if any(isinstance(e, urllib3.exceptions.ProtocolError | requests.exceptions.ChunkedEncodingError) for e in chain):
         return ConnectionFailed(f"the connection to {target} broke before the response was complete")
     for e in chain:
         if isinstance(e, OSError) and e.strerror:

@@ -44,6 +44,10 @@ BODY_CONTENT_TYPES = {
 }
 
 
+class BinaryBody(dict):
+    """A binary response as stored: {"size", "sha256", "base64"}; stored whole, never cut like other bodies."""
+
+
 class StepFailure(Exception):
     """A step attempt failed. `transient` failures may be retried; `retry_after` is the server's wish."""
 
@@ -286,11 +290,11 @@ class Runner:
                 response_type = "binary"
         if response_type == "binary":
             kept = response.content[: self.stored_body_bytes]
-            return {
-                "size": len(response.content),
-                "sha256": hashlib.sha256(response.content).hexdigest(),
-                "base64": base64.b64encode(kept).decode("ascii"),
-            }
+            return BinaryBody(
+                size=len(response.content),
+                sha256=hashlib.sha256(response.content).hexdigest(),
+                base64=base64.b64encode(kept).decode("ascii"),
+            )
         text = response.content.decode(_charset(response.headers.get("Content-Type", "")), errors="replace")
         if response_type == "json" and text.strip():
             try:
@@ -301,6 +305,9 @@ class Runner:
 
     def _stored_body(self, body: Any, redactor: Redactor) -> Any:
         scrubbed = redactor.scrub(body)
+        if isinstance(body, BinaryBody):
+            # Already bounded: base64 of at most the first stored_body_bytes bytes (CONTRACT §4).
+            return scrubbed
         if isinstance(scrubbed, str):
             return _cut(scrubbed, self.stored_body_bytes)
         if isinstance(scrubbed, dict | list):

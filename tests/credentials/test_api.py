@@ -123,7 +123,9 @@ def test_delete_returns_204_then_404(alice_api, acme):
 
 
 def test_paths_work_with_a_trailing_slash(alice_api):
-    assert alice_api.post(f"{URL}/", {"service_name": "s1", "credentials": {"k": "v"}}, format="json").status_code == 201
+    assert (
+        alice_api.post(f"{URL}/", {"service_name": "s1", "credentials": {"k": "v"}}, format="json").status_code == 201
+    )
     assert alice_api.get(f"{URL}/").json()["count"] == 1
     assert alice_api.get(f"{URL}/check/s1/").json() == {"service_name": "s1", "exists": True}
     assert alice_api.get(f"{URL}/s1/").status_code == 200

@@ -308,9 +308,7 @@ def test_loopback_spelling_is_refused_and_server_sees_nothing(
     assert local_server.hits == 0
 
 
-def test_localhost_is_refused_and_server_sees_nothing(
-    local_server: LocalServer, strict_client: SafeHttpClient
-) -> None:
+def test_localhost_is_refused_and_server_sees_nothing(local_server: LocalServer, strict_client: SafeHttpClient) -> None:
     with pytest.raises(BlockedDestination) as excinfo:
         get(strict_client, f"http://localhost:{local_server.port}/")
 
@@ -322,9 +320,7 @@ def test_localhost_is_refused_and_server_sees_nothing(
 
 
 @pytest.mark.parametrize(("address", "predicate"), cases(REFUSED_ADDRESSES))
-def test_literal_address_in_url_is_refused(
-    address: str, predicate: str, strict_client: SafeHttpClient
-) -> None:
+def test_literal_address_in_url_is_refused(address: str, predicate: str, strict_client: SafeHttpClient) -> None:
     # Nothing is resolved or patched: the connect-time check must refuse before any socket connects,
     # and net_guard would fail the test if one tried.
     with pytest.raises(BlockedDestination) as excinfo:
@@ -368,9 +364,7 @@ def test_name_mixing_ipv6_public_and_ula_is_refused(fake_dns: FakeDns, strict_cl
     assert str(excinfo.value) == "refused: dual.test resolves to fd00::5, which is a private address"
 
 
-def test_uppercase_and_trailing_dot_host_is_still_checked(
-    fake_dns: FakeDns, strict_client: SafeHttpClient
-) -> None:
+def test_uppercase_and_trailing_dot_host_is_still_checked(fake_dns: FakeDns, strict_client: SafeHttpClient) -> None:
     fake_dns.add("internal.test", "10.0.0.1")
 
     with pytest.raises(BlockedDestination) as excinfo:
@@ -482,9 +476,7 @@ def test_allowlisted_ip_does_not_exempt_its_neighbour(local_server: LocalServer)
     assert local_server.connections == 0
 
 
-def test_redirect_from_allowlisted_name_to_its_ip_is_refused(
-    fake_dns: FakeDns, local_server: LocalServer
-) -> None:
+def test_redirect_from_allowlisted_name_to_its_ip_is_refused(fake_dns: FakeDns, local_server: LocalServer) -> None:
     fake_dns.add("api.local.test", "127.0.0.1")
     local_server.route("/start", Reply(302, headers={"Location": f"{local_server.url}/internal"}))
     client = SafeHttpClient(AddressPolicy.from_setting("api.local.test"))

@@ -12,13 +12,6 @@ from credentials.crypto import ENV_VAR
 from credentials.services import credential_key_usage, credentials_to_rotate, get_keyring, rotate_credentials
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
 class Command(BaseCommand):
     help = (
         f"Re-encrypt every credential with the primary (first) key of {ENV_VAR}, in batches, then report "
@@ -28,29 +21,27 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--batch-size",
-            type=_positive_int,
+            type=int,
             default=500,
             help="Credentials re-encrypted per transaction (default 500).",
         )
 
     def handle(self, *args, batch_size: int, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
         keyring = get_keyring()
         primary = keyring.primary_key_id
         total = credentials_to_rotate(keyring)
         if total:
             self.stdout.write(f"Re-encrypting {total} credential(s) with the primary key {primary!r}.")
         else:
-            self.stdout.write(
-                f"Nothing to re-encrypt: no credential uses another configured key than {primary!r}."
-            )
+            self.stdout.write(f"Nothing to re-encrypt: no credential uses another configured key than {primary!r}.")
 
         # The bar goes to the real stdout stream (OutputWrapper would add line endings), only on a terminal.
         stream = options.get("stdout") or sys.stdout
         rotated = 0
         failures = []
-        with tqdm(
-            total=total, unit="credential", file=stream, disable=not stream.isatty() or not total
-        ) as bar:
+        with tqdm(total=total, unit="credential", file=stream, disable=not stream.isatty() or not total) as bar:
             for batch in rotate_credentials(batch_size=batch_size, keyring=keyring):
                 rotated += batch.rotated
                 failures.extend(batch.failures)
@@ -60,9 +51,7 @@ class Command(BaseCommand):
 
         usage = credential_key_usage()
         self.stdout.write(
-            "Credentials per key id: "
-            + (", ".join(f"{key_id}: {n}" for key_id, n in usage.items()) or "none")
-            + "."
+            "Credentials per key id: " + (", ".join(f"{key_id}: {n}" for key_id, n in usage.items()) or "none") + "."
         )
         for key_id in keyring.key_ids[1:]:
             if not usage.get(key_id):
@@ -97,6 +86,5 @@ class Command(BaseCommand):
             for problem in problems:
                 self.stderr.write(problem)
             raise CommandError(
-                f"{len(problems)} problem(s) left credentials on old keys; do not remove those keys from "
-                f"{ENV_VAR} yet."
+                f"{len(problems)} problem(s) left credentials on old keys; do not remove those keys from {ENV_VAR} yet."
             )

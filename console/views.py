@@ -1,0 +1,32 @@
+"""The staff dashboard at /admin/dashboard/: the platform figures and 30-day charts, drawn server-side."""
+
+from django.contrib import admin
+from django.template.response import TemplateResponse
+
+from console import charts, selectors
+
+
+def dashboard(request):
+    """Figures of GET /api/v1/admin/stats plus the charts; a fixed number of queries (see docs/admin-console.md).
+
+    Reached only through `admin.site.admin_view`, which requires an active staff user.
+    """
+    daily = selectors.executions_per_day()
+    rate = selectors.success_rate(daily)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Dashboard",
+        "stats": selectors.platform_stats(),
+        "window_days": selectors.WINDOW_DAYS,
+        "success_rate": rate,
+        "daily_chart": charts.daily_executions_chart(daily),
+        "success_rate_chart": charts.success_rate_chart(rate),
+        "top_workspaces_chart": charts.horizontal_bar_chart(
+            selectors.top_workspaces(), css_class="chart-top-workspaces"
+        ),
+        "slowest_connectors_chart": charts.horizontal_bar_chart(
+            selectors.slowest_connectors(), css_class="chart-slowest-connectors", unit=" ms"
+        ),
+        "finished_in_window": sum(day.succeeded + day.failed for day in daily),
+    }
+    return TemplateResponse(request, "console/dashboard.html", context)
