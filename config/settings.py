@@ -98,6 +98,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast while PostgreSQL is unreachable (the API answers 503, workers retry) instead of hanging on
+    # the operating system's connect timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (the embedded executor) write to the file: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -144,7 +148,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
@@ -234,6 +238,15 @@ CONNECTORS_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 CONNECTORS_STORED_BODY_BYTES = 64 * 1024
 CONNECTORS_WORKSPACE_CONCURRENCY = env_int("CONNECTORS_WORKSPACE_CONCURRENCY", 20, minimum=1)
 CONNECTORS_EMBEDDED_WORKERS = env_int("CONNECTORS_EMBEDDED_WORKERS", 4, minimum=1)
+# A running execution renews its heartbeat this often (also during a slow step); the sweeper under beat
+# requeues one whose heartbeat is older than the stale window. See docs/reliability.md.
+CONNECTORS_HEARTBEAT_SECONDS = env_int("CONNECTORS_HEARTBEAT_SECONDS", 10, minimum=1)
+CONNECTORS_REQUEUE_STALE_AFTER_SECONDS = env_int("CONNECTORS_REQUEUE_STALE_AFTER_SECONDS", 120, minimum=1)
+if CONNECTORS_REQUEUE_STALE_AFTER_SECONDS < 3 * CONNECTORS_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "CONNECTORS_REQUEUE_STALE_AFTER_SECONDS must be at least 3 x CONNECTORS_HEARTBEAT_SECONDS, or live "
+        "executions would be requeued."
+    )
 
 # --- Celery (CONTRACT §1): no broker means embedded mode ---
 CELERY_TASK_ALWAYS_EAGER = False
@@ -242,7 +255,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# Redis redelivers a message not acknowledged within this window; every retry countdown stays below it.
+# Redis redelivers a message not acknowledged within this window (a countdown message is held unacknowledged
+# by a worker until it is due). It must exceed every countdown (retry waits are at most 300 s, and
+# executions.dispatch caps any delay at this minus 60 s) and every task's run time (max_duration_seconds,
+# at most 900 s, plus the time-limit margin), or a message would be delivered twice.
 CELERY_VISIBILITY_TIMEOUT_SECONDS = 3600
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -251,6 +267,9 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-executions": {
         "task": "executions.tasks.requeue_stuck_executions",
         "schedule": env_int("CONNECTORS_REQUEUE_INTERVAL_SECONDS", 60, minimum=5),
+        "kwargs": {"stale_after": CONNECTORS_REQUEUE_STALE_AFTER_SECONDS},
+        # A sweep nobody picked up in time is dropped, not piled up behind a backlog: the next one comes.
+        "options": {"expires": env_int("CONNECTORS_REQUEUE_INTERVAL_SECONDS", 60, minimum=5)},
     },
 }
 

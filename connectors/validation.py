@@ -99,6 +99,13 @@ class TemplateMapField(serializers.DictField):
         return value
 
 
+class MethodField(serializers.ChoiceField):
+    """An HTTP method, accepted in any case and stored uppercase."""
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data.upper() if isinstance(data, str) else data)
+
+
 class RetrySerializer(StrictSerializer):
     max_attempts = serializers.IntegerField(min_value=1, max_value=10, default=3)
 
@@ -107,7 +114,7 @@ class StepSerializer(StrictSerializer):
     name = serializers.RegexField(
         STEP_NAME, error_messages={"invalid": "Use lowercase letters, digits and _, starting with a letter."}
     )
-    method = serializers.ChoiceField(choices=METHODS, default="GET")
+    method = MethodField(choices=METHODS, default="GET")
     url = TemplateField(max_length=MAX_URL_LENGTH)
     headers = TemplateMapField(key_pattern=HEADER_NAME, default=dict)
     query = TemplateMapField(default=dict)
@@ -120,9 +127,6 @@ class StepSerializer(StrictSerializer):
     extract = serializers.DictField(child=serializers.CharField(max_length=1024), default=dict)
     continue_on_error = serializers.BooleanField(default=False)
     retry = RetrySerializer(default=lambda: {"max_attempts": 3})
-
-    def validate_method(self, value: str) -> str:
-        return value.upper()
 
     def validate_url(self, value: str) -> str:
         literal_prefix = value.split("{{", 1)[0]

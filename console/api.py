@@ -5,6 +5,7 @@ Figures come from `console.selectors`; the template flags are written by `templa
 
 import uuid
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, permissions, serializers
 from rest_framework.response import Response
@@ -143,6 +144,9 @@ class TemplateFlagView(StaffOnly, APIView):
         return Response(ConnectorTemplateSerializer(template).data)
 
 
+TEMPLATE_ID = OpenApiParameter("template_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Template id")
+
+
 def _template_or_404(template_id: str) -> ConnectorTemplate:
     try:
         return ConnectorTemplate.objects.get(pk=uuid.UUID(template_id))
@@ -153,6 +157,7 @@ def _template_or_404(template_id: str) -> ConnectorTemplate:
 @extend_schema(
     tags=["admin"],
     summary="Feature or unfeature a template",
+    parameters=[TEMPLATE_ID],
     request=TemplateFeatureSerializer,
     responses=ConnectorTemplateSerializer,
 )
@@ -163,6 +168,7 @@ class TemplateFeatureView(TemplateFlagView):
 @extend_schema(
     tags=["admin"],
     summary="Mark or unmark a template as official",
+    parameters=[TEMPLATE_ID],
     request=TemplateOfficialSerializer,
     responses=ConnectorTemplateSerializer,
 )

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import close_old_connections
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -21,18 +22,23 @@ def enqueue(execution_id, *, delay: float = 0.0, max_duration: int = DEFAULT_MAX
     """Asks for the execution to be processed after `delay` seconds.
 
     Retry delays stay below the broker's visibility timeout (settings.CELERY_VISIBILITY_TIMEOUT_SECONDS), so a
-    delayed message is never redelivered while it waits.
+    delayed message is never redelivered while it waits. An unreachable broker is logged, not raised: the
+    execution row is already committed as queued, and the sweeper enqueues it again once its `run_after` is
+    stale, so the caller (an API request that already created it) still succeeds.
     """
     delay = min(max(delay, 0.0), settings.CELERY_VISIBILITY_TIMEOUT_SECONDS - 60)
     if settings.CELERY_BROKER_URL:
         from executions.tasks import run_execution
 
-        run_execution.apply_async(
-            args=[str(execution_id)],
-            countdown=delay or None,
-            soft_time_limit=max_duration + TIME_LIMIT_MARGIN_SECONDS,
-            time_limit=max_duration + 2 * TIME_LIMIT_MARGIN_SECONDS,
-        )
+        try:
+            run_execution.apply_async(
+                args=[str(execution_id)],
+                countdown=delay or None,
+                soft_time_limit=max_duration + TIME_LIMIT_MARGIN_SECONDS,
+                time_limit=max_duration + 2 * TIME_LIMIT_MARGIN_SECONDS,
+            )
+        except (BrokerUnavailable, OSError):
+            logger.warning("Broker unreachable: execution %s stays queued for the sweeper", execution_id)
     elif delay:
         timer = threading.Timer(delay, _submit, args=[execution_id])
         timer.daemon = True

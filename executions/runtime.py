@@ -1,11 +1,24 @@
-"""Runs one claimed execution with the engine: the glue between the database lifecycle and the runner."""
+"""Runs one claimed execution with the engine: the glue between the database lifecycle and the runner.
+
+While a run is in this process it keeps three promises (docs/reliability.md):
+- its heartbeat is renewed by a side thread even while a slow step is in flight, so the sweeper's stale
+  window may be shorter than the slowest step;
+- the record of a step whose request was sent is written even through a short database outage (the write is
+  retried for DB_PATIENCE_SECONDS), because giving up would mean sending that step again after a requeue;
+- when the worker is asked to stop (Celery warm shutdown), the run stops before its next step and goes back to
+  the queue, to resume elsewhere at its first unfinished step.
+"""
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from connectors.engine.credentials import WorkspaceNamespace
@@ -18,7 +31,18 @@ from executions.models import Execution, Status
 
 logger = logging.getLogger(__name__)
 
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+# Below the sweeper's stale window (CONNECTORS_REQUEUE_STALE_AFTER_SECONDS): a worker waiting out a database
+# outage gives up before the sweeper would hand its run to someone else.
+DB_PATIENCE_SECONDS = 60.0
+# The heartbeat stops this long after the run's deadline, so a run hung past its time is still swept.
+HEARTBEAT_GRACE_SECONDS = 60.0
+RELEASE_DELAY_SECONDS = 5.0
+
+T = TypeVar("T")
+
 _runner: Runner | None = None
+_shutting_down = threading.Event()
 
 
 def get_runner() -> Runner:
@@ -40,32 +64,52 @@ def reset_runner() -> None:
     _runner = None
 
 
+def request_shutdown() -> None:
+    """The process is stopping (Celery warm shutdown): runs in it stop before their next step and are handed
+    back to the queue."""
+    _shutting_down.set()
+
+
+def shutdown_requested() -> bool:
+    return _shutting_down.is_set()
+
+
 def process_execution(execution_id, *, on_step=None) -> Execution | None:
-    """Claims and advances the execution until it finishes or waits for a retry.
+    """Claims and advances the execution until it finishes, waits for a retry, or is stopped.
 
     Returns the execution as it stands afterwards, or None when it could not be claimed. `on_step` is
-    called with each step record after its checkpoint (the run_connector command prints them).
+    called with each step record after its checkpoint (the run_connector command prints them). Raises
+    OperationalError/InterfaceError when the database stayed unreachable and the run could not be handed
+    back (the sweeper requeues it once the database is back).
     """
     execution = services.claim(execution_id)
     if execution is None:
         return None
     redactor = Redactor()
     provider = VaultCredentialProvider(execution.workspace_id)
-    try:
-        with redaction_scope(redactor):
-            _advance(execution, redactor, provider, on_step)
-    except SoftTimeLimitExceeded:
-        _fail(execution, "The execution ran out of time (max_duration_seconds).")
-    except Exception:
-        logger.exception("Execution %s stopped by an unexpected error", execution.id)
-        _fail(execution, "The execution stopped because of an internal error.")
-    finally:
-        provider.mark_used()
+    deadline = _deadline(execution.started_at, execution.definition["max_duration_seconds"])
+    with _Heartbeat(execution, until=deadline + HEARTBEAT_GRACE_SECONDS):
+        try:
+            with redaction_scope(redactor):
+                _advance(execution, redactor, provider, on_step, deadline)
+        except services.LostClaim:
+            logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
+        except SoftTimeLimitExceeded:
+            _fail(execution, "The execution ran out of time (max_duration_seconds).")
+        except DATABASE_ERRORS:
+            logger.warning("Execution %s lost the database; handing it back to the queue", execution.id)
+            if not _release_quietly(execution):
+                raise
+        except Exception:
+            logger.exception("Execution %s stopped by an unexpected error", execution.id)
+            _fail(execution, "The execution stopped because of an internal error.")
+        finally:
+            _mark_used_quietly(provider)
     execution.refresh_from_db()
     return execution
 
 
-def _advance(execution: Execution, redactor: Redactor, provider, on_step) -> None:
+def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadline: float) -> None:
     definition = execution.definition
     contact = execution.contact.as_template_context() if execution.contact else {}
     context = {
@@ -77,12 +121,15 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step) -> Non
     records = list(finished)
 
     def checkpoint(record: StepRecord) -> None:
-        services.checkpoint_step(execution, record)
+        _patiently(services.checkpoint_step, execution, record)
         records.append(record)
         if on_step is not None:
             on_step(record)
 
-    hooks = Hooks(on_step=checkpoint, should_stop=lambda: not services.still_running(execution.id))
+    def should_stop() -> bool:
+        return shutdown_requested() or not _patiently(services.still_running, execution)
+
+    hooks = Hooks(on_step=checkpoint, should_stop=should_stop)
     outcome = get_runner().advance(
         definition,
         context,
@@ -90,13 +137,16 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step) -> Non
         hooks,
         finished=finished,
         pending=_pending_retry(execution.pending_retry),
-        deadline=_deadline(execution.started_at, definition["max_duration_seconds"]),
+        deadline=deadline,
     )
     if outcome.state == "waiting":
-        services.schedule_retry(execution, outcome.retry)
+        _patiently(services.schedule_retry, execution, outcome.retry)
         return
     if outcome.state == "stopped":
-        services.finish_cancelled_if_requested(execution)
+        if shutdown_requested() and _patiently(services.release, execution):
+            logger.info("Execution %s handed back to the queue: this worker is shutting down", execution.id)
+        else:
+            services.disown(execution)  # cancelled (or taken away): nothing more to do here
         return
     output = {r.name: r.extracted for r in records if r.status == "succeeded"}
     values, notes = {}, []
@@ -105,7 +155,8 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step) -> Non
         values = redactor.scrub(values)
         if execution.contact_id is None:
             notes.append("contact_mapping not applied: the execution has no contact.")
-    services.finish(
+    _patiently(
+        services.finish,
         execution,
         status=outcome.status,
         output=output,
@@ -116,7 +167,79 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step) -> Non
 
 
 def _fail(execution: Execution, message: str) -> None:
-    services.finish(execution, status=Status.FAILED, output={}, error=message, notes=[])
+    _patiently(services.finish, execution, status=Status.FAILED, output={}, error=message, notes=[])
+
+
+def _patiently(action: Callable[..., T], *args, **kwargs) -> T:
+    """Runs a lifecycle read or write, waiting out a database outage of up to DB_PATIENCE_SECONDS.
+
+    Waiting here (rather than failing) is the point: the step this run just sent is recorded only by this
+    write, and a run that gives up is requeued and sends that step again.
+    """
+    give_up = time.monotonic() + DB_PATIENCE_SECONDS
+    pause = 0.5
+    while True:
+        try:
+            return action(*args, **kwargs)
+        except DATABASE_ERRORS:
+            if connection.in_atomic_block or time.monotonic() + pause > give_up:
+                raise
+            logger.warning("Database unreachable while recording execution progress; retrying in %.1fs", pause)
+            time.sleep(pause)
+            connection.close_if_unusable_or_obsolete()  # drop the broken connection; the next query reconnects
+            pause = min(pause * 2, 5.0)
+
+
+def _release_quietly(execution: Execution) -> bool:
+    """Hands the run back to the queue after a database failure; False when the database is still away (the
+    sweeper will requeue it from its stale heartbeat)."""
+    try:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        services.release(execution, delay=RELEASE_DELAY_SECONDS)
+    except DATABASE_ERRORS:
+        return False
+    return True
+
+
+def _mark_used_quietly(provider: VaultCredentialProvider) -> None:
+    try:
+        provider.mark_used()
+    except DATABASE_ERRORS:
+        logger.warning("Could not record credential use: database unreachable")
+
+
+class _Heartbeat:
+    """Renews a run's heartbeat every CONNECTORS_HEARTBEAT_SECONDS from a side thread while it is in this
+    process, so the sweeper can tell a slow step from a dead worker. Stops when the run is no longer this
+    claim's, and at `until` (a time.monotonic() value), so a run hung past its deadline is still swept."""
+
+    def __init__(self, execution: Execution, *, until: float) -> None:
+        self._execution = execution
+        self._until = until
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{execution.id}", daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        interval = settings.CONNECTORS_HEARTBEAT_SECONDS
+        try:
+            while not self._stop.wait(interval) and time.monotonic() < self._until:
+                try:
+                    if not services.heartbeat(self._execution):
+                        return
+                except DATABASE_ERRORS:
+                    logger.warning("Heartbeat of execution %s failed: database unreachable", self._execution.id)
+                    connection.close_if_unusable_or_obsolete()
+        finally:
+            connection.close()  # this thread's own connection
 
 
 def _deadline(started_at: datetime | None, max_duration_seconds: int) -> float:

@@ -22,7 +22,11 @@ def filter_executions(queryset: QuerySet, params) -> QuerySet:
         queryset = queryset.filter(status=status)
     connector = params.get("connector")
     if connector:
-        queryset = queryset.filter(connector_id=serializers.UUIDField().run_validation(connector))
+        try:
+            connector_id = serializers.UUIDField().run_validation(connector)
+        except serializers.ValidationError:
+            raise serializers.ValidationError({"connector": ["Use a connector id (a UUID)."]}) from None
+        queryset = queryset.filter(connector_id=connector_id)
     since = params.get("since")
     if since:
         try:

@@ -3,13 +3,20 @@
 The row is the truth; a broker message only says "look at this execution". Every transition is a conditional
 UPDATE on the current status, so a duplicate delivery, a crashed worker or a concurrent sweeper can cost time
 but never a second run of a step that succeeded or a second count in the counters.
+
+A claim writes a fresh token into `Execution.worker`; every later write of the run (heartbeat, checkpoint,
+retry, finish, release) is conditional on that token. Once the sweeper has taken a run away from a worker it
+believed dead, that worker can no longer write anything, so the steps checkpointed are always a prefix written
+by the current owner, and the next owner reads them after its claim: a checkpointed step is never sent again.
+See docs/reliability.md.
 """
 
 import hashlib
 import json
 import logging
+import os
 import socket
-import threading
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,7 +44,16 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_REQUEUES = 5
-WORKER_ID = f"{socket.gethostname()}:{threading.get_native_id()}"
+CANCELLED_MESSAGE = "Cancelled on request."
+
+
+class LostClaim(Exception):
+    """This worker no longer owns the execution (it was cancelled, finished, or requeued by the sweeper)."""
+
+
+def _claim_token() -> str:
+    """Unique per claim (not per process or thread), so it fences one run of one execution."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def request_fingerprint(input: dict, contact_id: Any) -> str:
@@ -180,19 +196,41 @@ def claim(execution_id) -> Execution | None:
             attempts=F("attempts") + 1,
             started_at=Coalesce(F("started_at"), Now()),
             heartbeat_at=now,
-            worker=WORKER_ID,
+            worker=_claim_token(),
         )
     return Execution.objects.select_related("contact").get(pk=execution_id)
 
 
-def still_running(execution_id) -> bool:
-    """False when the execution was cancelled (or taken away) while this worker ran it."""
-    return Execution.objects.filter(pk=execution_id, status=Status.RUNNING, cancel_requested=False).exists()
+def _owned(execution: Execution, **extra) -> Q:
+    """The execution as long as this claim owns it (`execution.worker` holds the claim's token)."""
+    return Q(pk=execution.id, worker=execution.worker, **extra) & ~Q(worker="")
+
+
+def still_running(execution: Execution) -> bool:
+    """False when the execution was cancelled, finished, or taken away from this claim."""
+    return Execution.objects.filter(_owned(execution, status=Status.RUNNING)).exists()
+
+
+def heartbeat(execution: Execution) -> bool:
+    """Renews the heartbeat of a run this claim still owns; False when there is nothing left to renew."""
+    return bool(
+        Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(heartbeat_at=timezone.now())
+    )
 
 
 def checkpoint_step(execution: Execution, record) -> None:
-    """Persists a finished (or skipped) step and renews the heartbeat, in one transaction."""
+    """Persists a finished (or skipped) step and renews the heartbeat, in one transaction.
+
+    Raises LostClaim, writing nothing, when the sweeper gave the run to another worker meanwhile. A run
+    cancelled while this step was in flight still gets the step recorded: the request was sent.
+    """
     with transaction.atomic():
+        # The UPDATE comes first: it locks the row, so the sweeper cannot take the run away in between.
+        owned = Execution.objects.filter(_owned(execution, status__in=(Status.RUNNING, Status.CANCELLED))).update(
+            heartbeat_at=timezone.now(), pending_retry={}
+        )
+        if not owned:
+            raise LostClaim(f"execution {execution.id} is no longer owned by this worker")
         ExecutionStep.objects.update_or_create(
             execution_id=execution.id,
             index=record.index,
@@ -209,11 +247,11 @@ def checkpoint_step(execution: Execution, record) -> None:
                 "duration_ms": record.duration_ms,
             },
         )
-        Execution.objects.filter(pk=execution.id).update(heartbeat_at=timezone.now(), pending_retry={})
 
 
 def schedule_retry(execution: Execution, retry) -> bool:
-    """Releases the worker: the execution goes back to queued until its retry is due."""
+    """Releases the worker: the execution goes back to queued until its retry is due. False (nothing
+    scheduled) when the run was cancelled or taken away meanwhile."""
     run_after = timezone.now() + timedelta(seconds=retry.delay)
     pending = {
         "index": retry.index,
@@ -222,7 +260,7 @@ def schedule_retry(execution: Execution, retry) -> bool:
         "started_at": retry.started_at.isoformat() if retry.started_at else None,
     }
     with transaction.atomic():
-        moved = Execution.objects.filter(pk=execution.id, status=Status.RUNNING).update(
+        moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
             status=Status.QUEUED,
             run_after=run_after,
             pending_retry=pending,
@@ -230,8 +268,32 @@ def schedule_retry(execution: Execution, retry) -> bool:
             heartbeat_at=timezone.now(),
         )
         if moved:
-            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=retry.delay))
+            max_duration = execution.definition["max_duration_seconds"]
+            transaction.on_commit(
+                lambda: dispatch.enqueue(execution.id, delay=retry.delay, max_duration=max_duration)
+            )
     return bool(moved)
+
+
+def release(execution: Execution, *, delay: float = 0.0) -> bool:
+    """Hands a run this claim owns back to the queue, to resume at its first unfinished step (the worker is
+    shutting down, or lost the database). False when it was no longer owned."""
+    with transaction.atomic():
+        moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
+            status=Status.QUEUED,
+            run_after=timezone.now() + timedelta(seconds=delay),
+            worker="",
+            heartbeat_at=timezone.now(),
+        )
+        if moved:
+            max_duration = execution.definition["max_duration_seconds"]
+            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=delay, max_duration=max_duration))
+    return bool(moved)
+
+
+def disown(execution: Execution) -> None:
+    """Clears this claim's token from a run that stopped without finishing here (it was cancelled)."""
+    Execution.objects.filter(_owned(execution)).exclude(status=Status.RUNNING).update(worker="")
 
 
 def finish(
@@ -244,12 +306,13 @@ def finish(
     contact_values: dict | None = None,
 ) -> bool:
     """Final status, connector counters, daily rollup and contact mapping, all in one transaction and only
-    if the execution is still running (so a duplicate finisher changes nothing)."""
+    if this claim still owns the running execution (so a duplicate or stale finisher changes nothing).
+    Returns whether it finished the execution."""
     now = timezone.now()
     with transaction.atomic():
         started = Execution.objects.filter(pk=execution.id).values_list("started_at", flat=True).first()
         duration_ms = int((now - started).total_seconds() * 1000) if started else None
-        moved = Execution.objects.filter(pk=execution.id, status=Status.RUNNING).update(
+        moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
             status=status,
             output=output,
             error=error,
@@ -303,29 +366,18 @@ def _count(connector_id, workspace_id, status: str, duration_ms: int | None, now
             )
 
 
-def finish_cancelled_if_requested(execution: Execution) -> bool:
-    with transaction.atomic():
-        moved = Execution.objects.filter(
-            pk=execution.id, status=Status.RUNNING, cancel_requested=True
-        ).update(
-            status=Status.CANCELLED, finished_at=timezone.now(), worker="", error="Cancelled on request."
-        )
-        if moved:
-            _count(execution.connector_id, execution.workspace_id, Status.CANCELLED, None, timezone.now())
-    return bool(moved)
-
-
 def _finish_cancelled(execution_id) -> None:
     execution = Execution.objects.only("connector_id", "workspace_id").get(pk=execution_id)
     moved = Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
-        status=Status.CANCELLED, finished_at=timezone.now(), error="Cancelled on request.", pending_retry={}
+        status=Status.CANCELLED, finished_at=timezone.now(), error=CANCELLED_MESSAGE, pending_retry={}
     )
     if moved:
         _count(execution.connector_id, execution.workspace_id, Status.CANCELLED, None, timezone.now())
 
 
 def execution_cancel(*, execution: Execution) -> Execution:
-    """Cancels a queued execution at once; a running one stops before its next step or retry.
+    """Cancels a queued or running execution at once: it is `cancelled` when this returns. A worker running
+    it finishes the step in flight (recorded, since its request was sent) and starts no further step or retry.
 
     Raises Conflict (409) when the execution has already finished.
     """
@@ -333,9 +385,18 @@ def execution_cancel(*, execution: Execution) -> Execution:
         locked = Execution.objects.select_for_update().get(pk=execution.pk)
         if locked.status in FINISHED_STATUSES:
             raise Conflict(f"The execution has already finished ({locked.status}).", code="already_finished")
-        Execution.objects.filter(pk=locked.pk).update(cancel_requested=True)
-        if locked.status == Status.QUEUED:
-            _finish_cancelled(locked.pk)
+        now = timezone.now()
+        duration_ms = int((now - locked.started_at).total_seconds() * 1000) if locked.started_at else None
+        # `worker` stays: the claim that runs the step in flight may still record it (see checkpoint_step).
+        Execution.objects.filter(pk=locked.pk).update(
+            status=Status.CANCELLED,
+            cancel_requested=True,
+            finished_at=now,
+            duration_ms=duration_ms,
+            error=CANCELLED_MESSAGE,
+            pending_retry={},
+        )
+        _count(locked.connector_id, locked.workspace_id, Status.CANCELLED, None, now)
     execution.refresh_from_db()
     return execution
 
@@ -343,29 +404,39 @@ def execution_cancel(*, execution: Execution) -> Execution:
 def requeue_stuck(*, stale_after: int) -> int:
     """Enqueues again executions without progress for `stale_after` seconds; returns how many.
 
-    Queued ones whose retry is long overdue (their message was lost) and running ones whose heartbeat is
-    stale (their worker died). Each is moved with a conditional update, so concurrent sweepers requeue an
-    execution once; one requeued more than MAX_REQUEUES times is failed instead.
+    - running, heartbeat older than that (the worker died, hung or lost the database): back to queued with
+      `requeue_count` + 1, resuming at the first unfinished step; one already requeued MAX_REQUEUES times is
+      failed instead, with an error saying so.
+    - queued, `run_after` older than that (the broker message was lost, or waits behind a long backlog):
+      enqueued once more. This is not counted as a requeue: a duplicate message is settled by the claim, and
+      a backlog must not fail executions that merely wait their turn.
+
+    Every move is a conditional UPDATE on the state that was read, so it is safe to run anywhere, any number
+    of times, concurrently: each stuck execution is moved by one sweeper.
     """
     cutoff = timezone.now() - timedelta(seconds=stale_after)
     stuck = Execution.objects.filter(
         Q(status=Status.QUEUED, run_after__lt=cutoff) | Q(status=Status.RUNNING, heartbeat_at__lt=cutoff)
-    ).values_list("id", "status", "requeue_count", "heartbeat_at", "run_after")
+    ).values_list("id", "status", "requeue_count", "heartbeat_at", "run_after", "definition__max_duration_seconds")
     requeued = 0
-    for execution_id, status, requeue_count, heartbeat_at, run_after in stuck.iterator():
+    for execution_id, status, requeue_count, heartbeat_at, run_after, max_duration in list(stuck):
         same_state = Q(pk=execution_id, status=status, heartbeat_at=heartbeat_at, run_after=run_after)
-        if requeue_count >= MAX_REQUEUES:
+        if status == Status.RUNNING and requeue_count >= MAX_REQUEUES:
             _fail_abandoned(execution_id, same_state)
             continue
+        changes: dict[str, Any] = {"run_after": timezone.now()}
+        if status == Status.RUNNING:
+            changes |= {"status": Status.QUEUED, "requeue_count": F("requeue_count") + 1, "worker": ""}
         with transaction.atomic():
-            moved = Execution.objects.filter(same_state).update(
-                status=Status.QUEUED,
-                run_after=timezone.now(),
-                requeue_count=F("requeue_count") + 1,
-                worker="",
-            )
+            moved = Execution.objects.filter(same_state).update(**changes)
             if moved:
-                transaction.on_commit(lambda execution_id=execution_id: dispatch.enqueue(execution_id))
+                transaction.on_commit(
+                    lambda execution_id=execution_id, max_duration=max_duration: dispatch.enqueue(
+                        execution_id, max_duration=max_duration or dispatch.DEFAULT_MAX_DURATION_SECONDS
+                    )
+                )
+        if moved and status == Status.RUNNING:
+            logger.warning("Execution %s had a stale heartbeat; requeued to resume", execution_id)
         requeued += moved
     return requeued
 
@@ -380,7 +451,13 @@ def _fail_abandoned(execution_id, same_state: Q) -> None:
             status=Status.FAILED,
             finished_at=now,
             worker="",
-            error=f"Abandoned after being requeued {MAX_REQUEUES} times without finishing.",
+            pending_retry={},
+            error=(
+                f"Abandoned: the execution was requeued {MAX_REQUEUES} times (its worker stopped each time) "
+                "without finishing; it is not retried again."
+            ),
         )
         if moved:
             _count(execution.connector_id, execution.workspace_id, Status.FAILED, None, now)
+    if moved:
+        logger.warning("Execution %s failed: requeued %s times without finishing", execution_id, MAX_REQUEUES)

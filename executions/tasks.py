@@ -1,9 +1,11 @@
 """Celery tasks: thin wrappers that take ids and call one service."""
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from executions import services
+from executions import runtime, services
 from executions.runtime import process_execution
 
 
@@ -17,10 +19,23 @@ from executions.runtime import process_execution
     max_retries=30,
 )
 def run_execution(execution_id: str) -> None:
-    """Claims the execution and runs it; a duplicate delivery finds it claimed and does nothing."""
+    """Claims the execution and runs it; a duplicate delivery finds it claimed and does nothing.
+
+    Acknowledged only when it returns (acks_late): a message whose worker died is delivered again, and the
+    sweeper covers what the broker does not. While the database is unreachable the task is retried with
+    backoff (at most 60 s between tries, always below the broker's visibility timeout).
+    """
     process_execution(execution_id)
 
 
 @shared_task(ignore_result=True)
-def requeue_stuck_executions(stale_after: int = 300) -> int:
-    return services.requeue_stuck(stale_after=stale_after)
+def requeue_stuck_executions(stale_after: int | None = None) -> int:
+    """The sweeper, run by beat every CONNECTORS_REQUEUE_INTERVAL_SECONDS; safe to run anywhere, concurrently."""
+    return services.requeue_stuck(stale_after=stale_after or settings.CONNECTORS_REQUEUE_STALE_AFTER_SECONDS)
+
+
+@worker_shutting_down.connect
+def _stop_runs_before_their_next_step(**kwargs) -> None:
+    """Warm shutdown: executions in this worker process finish the step in flight, checkpoint it and go back
+    to the queue (thread and solo pools; prefork children finish their executions, bounded by time limits)."""
+    runtime.request_shutdown()

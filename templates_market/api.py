@@ -55,15 +55,11 @@ WORKSPACE_PARAMETER = OpenApiParameter(
         summary="Browse the template catalogue",
         description="Non-staff see public templates only.",
         parameters=[
-            OpenApiParameter(
-                "search", str, description="Case-insensitive match in name, description or tags"
-            ),
+            OpenApiParameter("search", str, description="Case-insensitive match in name, description or tags"),
             OpenApiParameter("category", str, description="Exact category (case-insensitive)"),
             OpenApiParameter("featured", bool),
             OpenApiParameter("official", bool),
-            OpenApiParameter(
-                "ordering", str, enum=list(selectors.ORDERINGS), default=selectors.DEFAULT_ORDERING
-            ),
+            OpenApiParameter("ordering", str, enum=list(selectors.ORDERINGS), default=selectors.DEFAULT_ORDERING),
         ],
         responses={200: ConnectorTemplateSerializer(many=True)},
     ),
@@ -113,11 +109,7 @@ class ConnectorTemplateViewSet(viewsets.GenericViewSet):
             )
         except selectors.UnknownOrdering:
             raise ValidationError(
-                {
-                    "ordering": [
-                        f"Unknown ordering {ordering!r}; use one of: {', '.join(selectors.ORDERINGS)}."
-                    ]
-                }
+                {"ordering": [f"Unknown ordering {ordering!r}; use one of: {', '.join(selectors.ORDERINGS)}."]}
             ) from None
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(ConnectorTemplateSerializer(page, many=True).data)

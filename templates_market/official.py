@@ -111,9 +111,7 @@ def load_official_templates(
     templates = read_official_templates(directory)
     existing = {
         template.slug: template
-        for template in ConnectorTemplate.objects.select_for_update().filter(
-            slug__in=[t.slug for t in templates]
-        )
+        for template in ConnectorTemplate.objects.select_for_update().filter(slug__in=[t.slug for t in templates])
     }
     result = LoadResult()
     for official in progress(templates) if progress else templates:

@@ -72,8 +72,6 @@ def missing_credentials(*, template: ConnectorTemplate, workspace: Workspace) ->
     if not required:
         return []
     present = set(
-        Credential.objects.filter(workspace=workspace, service_name__in=required).values_list(
-            "service_name", flat=True
-        )
+        Credential.objects.filter(workspace=workspace, service_name__in=required).values_list("service_name", flat=True)
     )
     return [name for name in required if name not in present]

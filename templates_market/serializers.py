@@ -17,7 +17,8 @@ from connectors.validation import DefinitionSerializer, StrictSerializer
 from templates_market.models import ConnectorTemplate
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-CREDENTIAL_FIELD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The same rule as the credentials API, so a listed field can always be stored.
+CREDENTIAL_FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_REQUIRED_CREDENTIALS = 20
@@ -43,7 +44,7 @@ class RequiredCredentialSerializer(StrictSerializer):
     fields = serializers.ListField(
         child=serializers.RegexField(
             CREDENTIAL_FIELD_NAME,
-            error_messages={"invalid": "Field names use letters, digits, _ and -, at most 64."},
+            error_messages={"invalid": "Field names use letters, digits, _ and - (not first), at most 64."},
         ),
         allow_empty=False,
         max_length=MAX_CREDENTIAL_FIELDS,

@@ -119,9 +119,7 @@ def _distinct_connector_name(*, workspace: Workspace, wanted: str) -> str:
     wanted = wanted[:CONNECTOR_NAME_LENGTH]
     # Leave room for the longest suffix we could need, so the result always fits the column.
     base = wanted[: CONNECTOR_NAME_LENGTH - 8]
-    taken = set(
-        Connector.objects.filter(workspace=workspace, name__startswith=base).values_list("name", flat=True)
-    )
+    taken = set(Connector.objects.filter(workspace=workspace, name__startswith=base).values_list("name", flat=True))
     if wanted not in taken:
         return wanted
     suffix = re.compile(rf"^{re.escape(base)} \((\d+)\)$")
@@ -170,13 +168,9 @@ def template_install(
 
 def _recompute_rating(template_id) -> ConnectorTemplate:
     """Recomputes the rating summary from the ratings table; the caller holds the template row lock."""
-    summary = TemplateRating.objects.filter(template_id=template_id).aggregate(
-        average=Avg("rating"), count=Count("id")
-    )
+    summary = TemplateRating.objects.filter(template_id=template_id).aggregate(average=Avg("rating"), count=Count("id"))
     average = round(summary["average"], 2) if summary["average"] is not None else None
-    ConnectorTemplate.objects.filter(pk=template_id).update(
-        rating_average=average, rating_count=summary["count"]
-    )
+    ConnectorTemplate.objects.filter(pk=template_id).update(rating_average=average, rating_count=summary["count"])
     return ConnectorTemplate.objects.get(pk=template_id)
 
 

@@ -8,12 +8,14 @@ override `get_queryset`, so a new endpoint cannot forget the filter.
 
 import uuid
 
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, viewsets
 
+from core import rls
 from workspaces.models import MANAGING_ROLES, Membership
 
 WORKSPACE_HEADER = "X-Workspace-ID"
@@ -90,11 +92,23 @@ class WorkspaceScopedViewSet(viewsets.GenericViewSet):
     def get_unscoped_queryset(self) -> QuerySet:
         raise NotImplementedError
 
+    def dispatch(self, request, *args, **kwargs):
+        # One transaction per request: once the workspace is resolved, the database only shows that
+        # workspace's rows (PostgreSQL row-level security, core.rls), until the transaction ends.
+        with rls.request_transaction():
+            return super().dispatch(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        transaction.set_rollback(True)  # an error answer leaves nothing half-written
+        return response
+
     def check_permissions(self, request):
         super().check_permissions(request)
         membership = resolve_membership(request, self.kwargs.get("workspace_id"))
         request.membership = membership
         request.workspace = membership.workspace
+        rls.enter_workspace(membership.workspace_id)
         if self.action in self.manager_actions and membership.role not in MANAGING_ROLES:
             raise exceptions.PermissionDenied("This needs the owner or admin role in the workspace.")
 

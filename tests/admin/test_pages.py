@@ -125,9 +125,7 @@ def test_admin_index_links_the_dashboard(staff_client):
 def test_workspace_user_cannot_log_into_the_admin(alice):
     client = Client()
 
-    response = client.post(
-        reverse("admin:login"), {"username": alice.email, "password": PASSWORD, "next": "/admin/"}
-    )
+    response = client.post(reverse("admin:login"), {"username": alice.email, "password": PASSWORD, "next": "/admin/"})
 
     assert response.status_code == 200
     assert "Please enter the correct email and password for a staff account" in response.content.decode()
@@ -137,9 +135,7 @@ def test_workspace_user_cannot_log_into_the_admin(alice):
 def test_staff_logs_into_the_admin_with_email_and_password(staff):
     client = Client()
 
-    response = client.post(
-        reverse("admin:login"), {"username": staff.email, "password": PASSWORD, "next": "/admin/"}
-    )
+    response = client.post(reverse("admin:login"), {"username": staff.email, "password": PASSWORD, "next": "/admin/"})
 
     assert response.status_code == 302
     assert response["Location"] == "/admin/"

@@ -15,17 +15,14 @@ class Command(BaseCommand):
             "--path",
             type=Path,
             default=None,
-            help="Directory of template JSON files "
-            "(default: settings.OFFICIAL_TEMPLATES_DIR, else the shipped set).",
+            help="Directory of template JSON files (default: settings.OFFICIAL_TEMPLATES_DIR, else the shipped set).",
         )
 
     def handle(self, *args, path: Path | None, **options):
         directory = path or official_directory()
 
         def progress(templates):
-            return tqdm(
-                templates, desc="Official templates", unit="template", disable=not sys.stderr.isatty()
-            )
+            return tqdm(templates, desc="Official templates", unit="template", disable=not sys.stderr.isatty())
 
         try:
             result = load_official_templates(directory, progress=progress)

@@ -31,6 +31,13 @@ class Command(BaseCommand):
                 raise CommandError(f"No user with email {email}. Pass --password to create them.")
             user = User.objects.create_user(email=email.strip(), password=password)
             self.stdout.write(f"Created user {user.email}.")
+        existing = Membership.objects.select_for_update().filter(workspace=workspace, user=user).first()
+        if existing is not None and existing.role == Role.OWNER and role != Role.OWNER:
+            owners = Membership.objects.select_for_update().filter(workspace=workspace, role=Role.OWNER)
+            if len(owners) <= 1:
+                raise CommandError(
+                    f"{user.email} is the last owner of {workspace.name}; make someone else owner first."
+                )
         membership, created = Membership.objects.update_or_create(
             workspace=workspace, user=user, defaults={"role": role}
         )
