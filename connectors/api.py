@@ -40,7 +40,10 @@ class ConnectorViewSet(
         if search:
             queryset = queryset.filter(Q(name__icontains=search) | Q(description__icontains=search))
         if "is_active" in params:
-            is_active = serializers.BooleanField().run_validation(params["is_active"])
+            try:
+                is_active = serializers.BooleanField().run_validation(params["is_active"])
+            except serializers.ValidationError as error:
+                raise serializers.ValidationError({"is_active": error.detail}) from None
             queryset = queryset.filter(is_active=is_active)
         return queryset
 

@@ -106,7 +106,7 @@ def pretty_json(value: Any) -> SafeString:
     text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
     return format_html(
         '<pre class="console-json" style="margin:0;max-height:32em;max-width:60em;overflow:auto;'
-        'white-space:pre-wrap;word-break:break-all">{}</pre>',
+        'white-space:pre-wrap;overflow-wrap:anywhere">{}</pre>',
         text,
     )
 

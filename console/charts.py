@@ -16,7 +16,7 @@ SUCCEEDED_COLOR = "#2e7d32"
 FAILED_COLOR = "#c62828"
 BAR_COLOR = "#417690"  # the admin's own blue
 AXIS_COLOR = "#999999"
-TEXT_COLOR = "#333333"
+TEXT_COLOR = "currentColor"  # the admin theme's text colour, light or dark
 FONT = 'font-family="sans-serif" font-size="11"'
 MAX_LABEL_CHARS = 40
 

@@ -28,6 +28,7 @@ class ContactAdmin(UUIDSearchMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ["-created_at", "id"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would aggregate the whole table
     paginator = LargeTablePaginator
     fields = [
         "id",

@@ -104,20 +104,30 @@ def leave_workspace(using: str = DEFAULT_DB_ALIAS) -> None:
 
 @contextmanager
 def request_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
-    """Runs a workspace-scoped request in one transaction (a savepoint inside an enclosing one).
+    """Runs a workspace-scoped request in one transaction, or inside the enclosing one if there is one.
 
-    A workspace context entered inside ends with it: COMMIT or ROLLBACK ends SET LOCAL settings, and so does a
-    rollback to the savepoint; only when the savepoint is released into an enclosing transaction (tests, or a
-    caller's atomic block) is the context left explicitly, so the enclosing code never runs as the workspace.
+    A workspace context entered inside ends with the transaction (COMMIT and ROLLBACK end SET LOCAL
+    settings). When the request runs inside an enclosing transaction (tests, or a caller's atomic block), the
+    context is left explicitly on the way out, so the enclosing code never runs as the workspace.
     """
     connection = connections[using]
     enclosed = connection.in_atomic_block
     _entered_aliases().discard(using)
-    with transaction.atomic(using=using):
+    with transaction.atomic(using=using, savepoint=False):
         yield
-        if enclosed and using in _entered_aliases() and not connection.needs_rollback:
+        if enclosed and using in _entered_aliases() and not _transaction_failed(connection):
             leave_workspace(using)
     _entered_aliases().discard(using)
+
+
+def _transaction_failed(connection) -> bool:
+    """Whether the transaction is aborted (a statement failed): it can only be rolled back, which also ends
+    the workspace context."""
+    if connection.needs_rollback:
+        return True
+    from psycopg import pq
+
+    return connection.connection.info.transaction_status == pq.TransactionStatus.INERROR
 
 
 def _entered_aliases() -> set[str]:

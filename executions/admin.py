@@ -41,12 +41,12 @@ class TriggeredByFilter(admin.SimpleListFilter):
 
 
 class ExecutionStepInline(admin.TabularInline):
-    """The step trace: one row per step with its request, response and extracted values as escaped JSON."""
+    """The step trace: one row per step, its request, response and extracted values as escaped JSON."""
 
     model = ExecutionStep
     extra = 0
     can_delete = False
-    fields = ["index", "name", "status", "attempts", "duration_ms", "request_json", "response_json", "outcome"]
+    fields = ["summary", "request_json", "response_json", "outcome"]
     readonly_fields = fields
     ordering = ["index"]
 
@@ -58,6 +58,18 @@ class ExecutionStepInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="Step")
+    def summary(self, step: ExecutionStep):
+        duration = EMPTY if step.duration_ms is None else f"{step.duration_ms} ms"
+        return format_html(
+            "<strong>{}. {}</strong><br>{}<br>{} attempt(s)<br>{}",
+            step.index,
+            step.name,
+            step.get_status_display(),
+            step.attempts,
+            duration,
+        )
 
     @admin.display(description="Request")
     def request_json(self, step: ExecutionStep):
@@ -93,6 +105,7 @@ class ExecutionAdmin(UUIDSearchMixin, ListDeferMixin, ReadOnlyAdminMixin, admin.
     search_help_text = "An execution, connector, workspace or contact id; or a connector or workspace name."
     ordering = ["-created_at", "id"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would aggregate the whole table
     paginator = LargeTablePaginator
     list_per_page = 50
     list_deferred = ("definition", "input", "output", "notes", "pending_retry", "error", "request_fingerprint")
@@ -223,6 +236,7 @@ class ExecutionStepAdmin(UUIDSearchMixin, ListDeferMixin, ReadOnlyAdminMixin, ad
     ordering = ["-id"]
     list_deferred = ("request", "response", "extracted", "error")
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would aggregate the whole table
     paginator = LargeTablePaginator
     list_per_page = 50
     raw_id_fields = ["execution"]
@@ -276,6 +290,7 @@ class ConnectorDailyStatsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["connector__name", "workspace__name"]
     ordering = ["-date", "connector_id"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would aggregate the whole table
     paginator = LargeTablePaginator
     raw_id_fields = ["connector", "workspace"]
     fields = [

@@ -117,7 +117,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
         "contact": contact,
         "workspace": WorkspaceNamespace(provider, redactor),
     }
-    finished = [_record_from_row(row) for row in execution.step_records.order_by("index")]
+    finished = _patiently(lambda: [_record_from_row(row) for row in execution.step_records.order_by("index")])
     records = list(finished)
 
     def checkpoint(record: StepRecord) -> None:
@@ -187,7 +187,7 @@ def _patiently(action: Callable[..., T], *args, **kwargs) -> T:
             logger.warning("Database unreachable while recording execution progress; retrying in %.1fs", pause)
             time.sleep(pause)
             connection.close_if_unusable_or_obsolete()  # drop the broken connection; the next query reconnects
-            pause = min(pause * 2, 5.0)
+            pause = min(pause * 2, 2.0)
 
 
 def _release_quietly(execution: Execution) -> bool:

@@ -198,7 +198,8 @@ def claim(execution_id) -> Execution | None:
             heartbeat_at=now,
             worker=_claim_token(),
         )
-    return Execution.objects.select_related("contact").get(pk=execution_id)
+        # Read before the commit: once the claim is committed, no query stands between it and the run.
+        return Execution.objects.select_related("contact").get(pk=execution_id)
 
 
 def _owned(execution: Execution, **extra) -> Q:

@@ -7,8 +7,8 @@ override `get_queryset`, so a new endpoint cannot forget the filter.
 """
 
 import uuid
+from contextlib import ExitStack
 
-from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
@@ -93,22 +93,23 @@ class WorkspaceScopedViewSet(viewsets.GenericViewSet):
         raise NotImplementedError
 
     def dispatch(self, request, *args, **kwargs):
-        # One transaction per request: once the workspace is resolved, the database only shows that
-        # workspace's rows (PostgreSQL row-level security, core.rls), until the transaction ends.
-        with rls.request_transaction():
+        # Once the caller is authenticated, the rest of the request runs in one transaction in which the
+        # database only shows the workspace's rows (PostgreSQL row-level security, core.rls). It opens in
+        # check_permissions, so a refused anonymous request never touches the database, and ends here.
+        with ExitStack() as self._request_transaction:
             return super().dispatch(request, *args, **kwargs)
-
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        transaction.set_rollback(True)  # an error answer leaves nothing half-written
-        return response
 
     def check_permissions(self, request):
         super().check_permissions(request)
+        transaction_stack = getattr(self, "_request_transaction", None)
+        if transaction_stack is not None and not getattr(self, "_in_request_transaction", False):
+            transaction_stack.enter_context(rls.request_transaction())
+            self._in_request_transaction = True
         membership = resolve_membership(request, self.kwargs.get("workspace_id"))
         request.membership = membership
         request.workspace = membership.workspace
-        rls.enter_workspace(membership.workspace_id)
+        if transaction_stack is not None:
+            rls.enter_workspace(membership.workspace_id)
         if self.action in self.manager_actions and membership.role not in MANAGING_ROLES:
             raise exceptions.PermissionDenied("This needs the owner or admin role in the workspace.")
 

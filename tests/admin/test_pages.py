@@ -7,12 +7,13 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from contacts.models import Contact
 from credentials.models import Credential
 from credentials.services import credential_upsert
 from executions.models import Status
 from templates_market.models import ConnectorTemplate, TemplateRating
 from tests.admin.builders import make_daily, make_execution, make_step
-from tests.factories import PASSWORD, ContactFactory
+from tests.factories import PASSWORD, ConnectorFactory, ContactFactory
 
 SECRET_VALUE = "sk_live_very-secret-api-key-4242"
 
@@ -184,3 +185,54 @@ def test_workspace_list_shows_counts(staff_client, acme, alice, acme_connector):
 
     row = response.context["cl"].result_list[0]
     assert (row.member_count, row.connector_count, row.executions_30d, row.failed_30d) == (1, 1, 2, 1)
+
+
+def test_workspace_list_links_lead_to_filtered_lists(staff_client, acme, globex, alice, bob, acme_connector):
+    ConnectorFactory(workspace=globex)
+    links = {
+        "admin:workspaces_membership_changelist": {"workspace__id__exact": str(acme.pk)},
+        "admin:connectors_connector_changelist": {"workspace__id__exact": str(acme.pk)},
+        "admin:executions_execution_changelist": {"workspace": str(acme.pk)},
+    }
+    make_execution(acme_connector)
+
+    counts = {
+        name: staff_client.get(reverse(name), params).context["cl"].result_count for name, params in links.items()
+    }
+
+    assert counts == {
+        "admin:workspaces_membership_changelist": 1,
+        "admin:connectors_connector_changelist": 1,
+        "admin:executions_execution_changelist": 1,
+    }
+
+
+def test_connector_change_form_saves_through_the_service(staff_client, acme_connector):
+    url = reverse("admin:connectors_connector_change", args=[acme_connector.pk])
+
+    response = staff_client.post(url, {"name": "Renamed", "description": "Checks phones", "_save": "Save"})
+
+    acme_connector.refresh_from_db()
+    assert response.status_code == 302
+    assert (acme_connector.name, acme_connector.description, acme_connector.is_active) == (
+        "Renamed",
+        "Checks phones",
+        False,
+    )
+    assert acme_connector.version == 1
+
+
+def test_contact_can_be_added_and_edited_in_the_admin(staff_client, acme):
+    add = staff_client.post(
+        reverse("admin:contacts_contact_add"),
+        {"workspace": str(acme.pk), "email": "dora@example.com", "custom_fields": "{}", "phone_valid": "unknown"},
+    )
+    contact = Contact.objects.get()
+    change = staff_client.post(
+        reverse("admin:contacts_contact_change", args=[contact.pk]),
+        {"email": "dora@example.com", "company": "Acme Corp", "custom_fields": '{"tier": "gold"}'},
+    )
+
+    contact.refresh_from_db()
+    assert (add.status_code, change.status_code) == (302, 302)
+    assert (contact.workspace_id, contact.company, contact.custom_fields) == (acme.pk, "Acme Corp", {"tier": "gold"})

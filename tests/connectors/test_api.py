@@ -37,7 +37,12 @@ FULL_DEFINITION = {
             "url": "https://apilayer.net/api/validate",
             "query": {"number": "{{input.phone}}"},
             "headers": {"Accept": "application/json"},
-            "auth": {"type": "api_key", "in": "query", "name": "access_key", "value": "{{workspace.numverify.api_key}}"},
+            "auth": {
+                "type": "api_key",
+                "in": "query",
+                "name": "access_key",
+                "value": "{{workspace.numverify.api_key}}",
+            },
             "body_type": "none",
             "body": None,
             "timeout_seconds": 10,
@@ -47,7 +52,10 @@ FULL_DEFINITION = {
             "retry": {"max_attempts": 3},
         }
     ],
-    "contact_mapping": {"phone_valid": "{{steps.validate.valid}}", "custom_fields.carrier": "{{steps.validate.carrier}}"},
+    "contact_mapping": {
+        "phone_valid": "{{steps.validate.valid}}",
+        "custom_fields.carrier": "{{steps.validate.carrier}}",
+    },
 }
 REPRESENTATION_KEYS = {
     "id",
@@ -239,6 +247,7 @@ def test_is_active_filter_with_a_non_boolean_gets_400(alice_api, acme):
     response = alice_api.get(URL, {"is_active": "perhaps"})
 
     assert response.status_code == 400
+    assert response.json() == {"is_active": ["Must be a valid boolean."]}
 
 
 def test_search_and_is_active_combine(alice_api, acme):
@@ -315,7 +324,9 @@ def test_patch_steps_fills_in_defaults(alice_api):
     created = create(alice_api)
 
     response = alice_api.patch(
-        detail(created["id"]), {"steps": [{"name": "validate", "url": STEP["url"], "timeout_seconds": 5}]}, format="json"
+        detail(created["id"]),
+        {"steps": [{"name": "validate", "url": STEP["url"], "timeout_seconds": 5}]},
+        format="json",
     )
 
     assert response.status_code == 200

@@ -23,6 +23,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from config.celery import app as celery_app
 from connectors.models import Connector
@@ -96,6 +97,7 @@ def celery_worker(transactional_db, settings) -> Iterator[Worker]:
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     worker = Worker(process, log)
+    original_broker = celery_app.conf.broker_url
     try:
         _wait_until_ready(worker)
         settings.CELERY_BROKER_URL = REDIS_URL
@@ -109,7 +111,7 @@ def celery_worker(transactional_db, settings) -> Iterator[Worker]:
             process.kill()
             process.wait(timeout=10)
         _forget_broker_connections()
-        celery_app.conf.broker_url = None
+        celery_app.conf.broker_url = original_broker
         broker.flushdb()
         broker.close()
         log.unlink(missing_ok=True)
@@ -128,9 +130,8 @@ def _wait_until_ready(worker: Worker) -> None:
 
 def _forget_broker_connections() -> None:
     """Drops this process's pooled broker connections, so later tests do not reuse the test broker."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    kombu_pools.reset()  # closes every pooled connection and empties kombu's registries
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from executions import dispatch, services
@@ -30,6 +32,9 @@ EXECUTION_FIELDS = {
     "duration_ms",
     "steps",
 }
+# Authentication, workspace and row-level-security set-up, the connector, the idempotency lookup, the insert
+# and the re-read with its steps: none of it depends on the connector's size.
+EXECUTE_MAX_QUERIES = 14
 STEP_FIELDS = {
     "name",
     "status",
@@ -182,22 +187,25 @@ def test_executing_another_workspaces_connector_gets_404(bob_api, connector):
     assert Execution.objects.count() == 0
 
 
-def test_execute_api_runs_a_fixed_number_of_queries(alice_api, connector, django_assert_max_num_queries):
+def test_execute_api_runs_at_most_a_fixed_number_of_queries(alice_api, connector, django_assert_max_num_queries):
     execute(alice_api, connector, {"phone": "warm-up"})
 
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(EXECUTE_MAX_QUERIES):
         response = execute(alice_api, connector, {"phone": "1"}, HTTP_IDEMPOTENCY_KEY="k-1")
 
     assert response.status_code == 202
 
 
-def test_execute_query_count_does_not_grow_with_steps(alice_api, acme, local_server, django_assert_max_num_queries):
+def test_execute_query_count_does_not_grow_with_steps(alice_api, acme, connector, local_server):
     many = make_connector(acme, [{"name": f"s{i}", "url": f"{local_server.url}/x"} for i in range(20)])
+    execute(alice_api, connector, {"phone": "warm-up"})
 
-    with django_assert_max_num_queries(11):
-        response = execute(alice_api, many, {})
+    with CaptureQueriesContext(connection) as one_step:
+        execute(alice_api, connector, {"phone": "1"})
+    with CaptureQueriesContext(connection) as twenty_steps:
+        execute(alice_api, many, {})
 
-    assert response.status_code == 202
+    assert len(twenty_steps) == len(one_step)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -304,13 +312,17 @@ def test_detail_of_another_workspaces_execution_gets_404(bob_api, three_executio
 
 
 def test_list_query_count_does_not_grow_with_executions(alice_api, connector, django_assert_max_num_queries):
-    for n in range(10):
+    run_to_end(services.execution_create(connector=connector, input={"phone": "0"}, enqueue=False).id)
+    with CaptureQueriesContext(connection) as one_execution:
+        alice_api.get("/api/v1/executions")
+    for n in range(1, 10):
         run_to_end(services.execution_create(connector=connector, input={"phone": str(n)}, enqueue=False).id)
 
-    with django_assert_max_num_queries(6):
+    with CaptureQueriesContext(connection) as ten_executions:
         response = alice_api.get("/api/v1/executions")
 
     assert response.json()["count"] == 10
+    assert len(ten_executions) == len(one_execution)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_killed_worker_mid_step_is_resumed_by_another_without_resending_the_chec
     wait_until(lambda: sent(target)["/two?n=1"], timeout=20, what="step two to be sent")
     assert ExecutionStep.objects.filter(execution=execution, index=0, status="succeeded").exists()
 
-    first.signal(signal.SIGKILL)
+    first.signal(signal.SIGKILL, group=True)
     first.wait(timeout=10)
     cluster.worker("second")
     requeue_until(1, stale_after=2)
@@ -88,9 +88,11 @@ def test_killed_worker_mid_step_is_resumed_by_another_without_resending_the_chec
     record_figures(submitted=1, completed=1, lost=0, checkpointed_twice=0, in_flight_twice=1)
 
 
-def test_worker_stopped_with_sigterm_checkpoints_its_step_and_hands_the_run_back(cluster, connector, target):
+def test_thread_pool_worker_stopped_with_sigterm_checkpoints_its_step_and_hands_the_run_back(
+    cluster, connector, target
+):
     target.route("/one", Reply(delay=2))
-    first = cluster.worker("first")
+    first = cluster.worker("first", pool="threads")
     execution = submit(connector, 2)
     wait_until(lambda: sent(target)["/one?n=2"], timeout=20, what="step one to be sent")
 
@@ -108,6 +110,21 @@ def test_worker_stopped_with_sigterm_checkpoints_its_step_and_hands_the_run_back
     assert execution.status == Status.SUCCEEDED
     assert sent(target) == {"/one?n=2": 1, "/two?n=2": 1}
     assert counters(connector) == (1, 1, 0)
+    record_figures(submitted=1, completed=1, lost=0, checkpointed_twice=0)
+
+
+def test_prefork_worker_stopped_with_sigterm_finishes_its_execution_first(cluster, connector, target):
+    target.route("/one", Reply(delay=2))
+    worker = cluster.worker("worker")
+    execution = submit(connector, 7)
+    wait_until(lambda: sent(target)["/one?n=7"], timeout=20, what="step one to be sent")
+
+    worker.signal(signal.SIGTERM)  # warm shutdown: the pool child finishes the task it runs
+    assert worker.wait(timeout=30) == 0
+
+    execution.refresh_from_db()
+    assert execution.status == Status.SUCCEEDED
+    assert sent(target) == {"/one?n=7": 1, "/two?n=7": 1}
     record_figures(submitted=1, completed=1, lost=0, checkpointed_twice=0)
 
 

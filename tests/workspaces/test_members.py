@@ -263,7 +263,9 @@ def test_one_of_two_owners_can_be_removed(alice_api, acme, alice, carol):
 
 def test_non_member_of_the_workspace_in_the_path_gets_403(bob_api, acme, alice):
     assert bob_api.get(members_url(acme)).status_code == 403
-    assert bob_api.post(members_url(acme), {"email": "bob@globex.test", "role": "owner"}, format="json").status_code == 403
+    assert (
+        bob_api.post(members_url(acme), {"email": "bob@globex.test", "role": "owner"}, format="json").status_code == 403
+    )
     assert bob_api.patch(member_url(acme, alice), {"role": "member"}, format="json").status_code == 403
     assert bob_api.delete(member_url(acme, alice)).status_code == 403
     assert role_of(alice, acme) == Role.OWNER

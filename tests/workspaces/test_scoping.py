@@ -224,4 +224,3 @@ def test_scoped_viewset_may_not_override_get_queryset():
         class Leaky(WorkspaceScopedViewSet):
             def get_queryset(self):
                 return Connector.objects.all()
-
