@@ -4,16 +4,78 @@ Counts shown in lists are correlated subqueries from `console.selectors` (the sa
 so a page of workspaces or users costs a fixed number of queries however many rows it has.
 """
 
+from collections import defaultdict
+
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 
 from console.admin_tools import UUIDSearchMixin, admin_link, changelist_link
 from console.selectors import users_with_workspace_count, workspaces_with_activity
-from workspaces.models import Membership, User, Workspace
+from workspaces.models import Membership, Role, User, Workspace
+
+LAST_OWNER_MESSAGE = "Workspace {} would be left without an owner; make someone else owner first."
+
+
+def workspaces_left_without_owner(*, leaving: dict, arriving: dict) -> list:
+    """The workspaces in which every owner membership is in `leaving` (workspace id -> membership pks that stop
+    being owners) and none is in `arriving` (workspace id -> number of new owners): the rule the API enforces
+    for the last owner (CONTRACT §3), kept for staff too."""
+    orphaned = []
+    for workspace_id, pks in leaving.items():
+        remaining = Membership.objects.filter(workspace_id=workspace_id, role=Role.OWNER).exclude(pk__in=pks)
+        if not arriving.get(workspace_id) and not remaining.exists():
+            orphaned.append(workspace_id)
+    return orphaned
+
+
+def _ownership_changes(forms_and_deleted) -> tuple[dict, dict]:
+    leaving, arriving = defaultdict(set), defaultdict(int)
+    for form, deleted in forms_and_deleted:
+        stored = form.instance
+        was_owner = stored.pk is not None and form.initial.get("role") == Role.OWNER
+        workspace = form.cleaned_data.get("workspace") or getattr(stored, "workspace", None)
+        stays_owner = not deleted and form.cleaned_data.get("role") == Role.OWNER
+        if was_owner and not stays_owner:
+            leaving[form.initial.get("workspace") or stored.workspace_id].add(stored.pk)
+        if stays_owner and not was_owner and workspace is not None:
+            arriving[workspace.pk] += 1
+    return leaving, arriving
+
+
+class LastOwnerGuardFormSet(forms.BaseInlineFormSet):
+    """Refuses a save that removes or demotes the last owner of a workspace."""
+
+    def clean(self):
+        super().clean()
+        changes = [(form, self._should_delete_form(form)) for form in self.forms if form.has_changed()]
+        changes = [(form, deleted) for form, deleted in changes if hasattr(form, "cleaned_data")]
+        leaving, arriving = _ownership_changes(changes)
+        orphaned = workspaces_left_without_owner(leaving=leaving, arriving=arriving)
+        if orphaned:
+            names = Workspace.objects.filter(pk__in=orphaned).values_list("name", flat=True)
+            raise ValidationError([LAST_OWNER_MESSAGE.format(name) for name in names])
+
+
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "workspace", "role"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is not None and self.has_changed():
+            moved = cleaned.get("workspace") is not None and cleaned["workspace"].pk != self.instance.workspace_id
+            leaving, arriving = _ownership_changes([(self, moved)])
+            if workspaces_left_without_owner(leaving=leaving, arriving=arriving):
+                raise ValidationError(LAST_OWNER_MESSAGE.format(self.instance.workspace))
+        return cleaned
 
 
 class UserMembershipInline(admin.TabularInline):
     model = Membership
+    formset = LastOwnerGuardFormSet
     fk_name = "user"
     extra = 0
     raw_id_fields = ["workspace"]
@@ -57,6 +119,7 @@ class UserAdmin(DjangoUserAdmin):
 
 class WorkspaceMembershipInline(admin.TabularInline):
     model = Membership
+    formset = LastOwnerGuardFormSet
     fk_name = "workspace"
     extra = 0
     raw_id_fields = ["user"]
@@ -135,12 +198,23 @@ class WorkspaceAdmin(UUIDSearchMixin, admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipForm
     list_display = ["user", "workspace_column", "role", "created_at"]
     list_filter = ["role", "created_at"]
     search_fields = ["user__email", "workspace__name"]
     list_select_related = ["user", "workspace"]
     raw_id_fields = ["user", "workspace"]
     ordering = ["-created_at", "-id"]
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        leaving = defaultdict(set)
+        for membership in objs:
+            if membership.role == Role.OWNER:
+                leaving[membership.workspace_id].add(membership.pk)
+        orphaned = workspaces_left_without_owner(leaving=leaving, arriving={})
+        protected += [f"{workspace}: its last owner" for workspace in Workspace.objects.filter(pk__in=orphaned)]
+        return deleted, counts, perms_needed, protected
 
     @admin.display(description="Workspace", ordering="workspace__name")
     def workspace_column(self, membership: Membership):

@@ -29,22 +29,34 @@ def workspace_create(*, name: str, owner: User) -> Workspace:
     return workspace
 
 
+class EmailTaken(InvalidInput):
+    """The email already has an account. The API does not tell the caller so (docs/security.md)."""
+
+    def __init__(self):
+        super().__init__("This email cannot be registered.", field="email")
+
+
+def default_workspace_name(email: str) -> str:
+    return f"{email.split('@')[0]}'s workspace"
+
+
 @transaction.atomic
 def user_register(*, email: str, password: str, workspace_name: str | None = None) -> tuple[User, Workspace]:
-    """Creates the user and a workspace they own. Raises InvalidInput for a taken email or a weak password."""
+    """Creates the user and a workspace they own. Raises InvalidInput for a weak password (checked first, so
+    it is reported whether or not the email is taken) and EmailTaken for a taken email."""
     email = User.objects.normalize_email(email).lower()
     try:
         validate_password(password, user=User(email=email))
     except DjangoValidationError as error:
         raise InvalidInput(" ".join(error.messages), field="password") from None
     if User.objects.filter(email__iexact=email).exists():
-        raise InvalidInput("This email cannot be registered.", field="email")
+        raise EmailTaken()
     try:
         with transaction.atomic():
             user = User.objects.create_user(email=email, password=password)
     except IntegrityError:
-        raise InvalidInput("This email cannot be registered.", field="email") from None
-    workspace = workspace_create(name=workspace_name or f"{email.split('@')[0]}'s workspace", owner=user)
+        raise EmailTaken() from None
+    workspace = workspace_create(name=workspace_name or default_workspace_name(email), owner=user)
     return user, workspace
 
 

@@ -128,7 +128,7 @@ def test_the_app_role_can_neither_log_in_nor_bypass_rls(db):
 
 
 def test_an_unscoped_query_in_a_request_for_a_sees_only_a(two_tenants, alice):
-    acme, globex = two_tenants
+    acme, _ = two_tenants
 
     response = call_unscoped_view(alice, acme)
 

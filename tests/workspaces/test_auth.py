@@ -82,12 +82,14 @@ def test_registered_user_can_log_in(anon_api, db):
     assert bearer(pair["access"]).get(PROTECTED).status_code == 200
 
 
-def test_register_with_a_taken_email_gets_400(anon_api, alice):
-    response = anon_api.post(REGISTER, {"email": "Alice@Acme.test", "password": PASSWORD}, format="json")
+def test_register_with_a_taken_email_answers_like_a_registration_and_changes_nothing(anon_api, alice):
+    # Register must not tell who has an account (docs/security.md): same status and shape, nothing created.
+    response = anon_api.post(REGISTER, {"email": "Alice@Acme.test", "password": NEW_PASSWORD}, format="json")
 
-    assert response.status_code == 400
-    assert list(response.json()) == ["email"]
+    assert response.status_code == 201
+    assert set(response.json()) == {"id", "email", "workspace"}
     assert User.objects.filter(email__iexact="alice@acme.test").count() == 1
+    assert Membership.objects.filter(user=alice).count() == 1
 
 
 def test_register_with_a_weak_password_gets_400_and_creates_nothing(anon_api, db):
