@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "core.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "core.middleware.RequestSizeLimitMiddleware",
@@ -68,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.security.AdminLoginThrottleMiddleware",
 ]
 
 APPEND_SLASH = True
@@ -162,6 +164,9 @@ REST_FRAMEWORK = {
         "execute": env_str("API_THROTTLE_EXECUTE", "2000/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles key anonymous callers by address. X-Forwarded-For is only believed for this many proxies in
+    # front of the app (0: never), or any client could pick a fresh address per request.
+    "NUM_PROXIES": env_int("API_TRUSTED_PROXIES", 0),
 }
 
 # The JWT signing key is its own secret; when not given it is derived from SECRET_KEY so that rotating one
@@ -198,6 +203,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Two choice sets share the field name "status"; naming them keeps the schema (and check --deploy) clean.
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "executions.models.Status",
+        "StepStatusEnum": "executions.models.StepStatus",
+    },
 }
 
 # --- CORS and HTTPS hardening ---

@@ -7,6 +7,7 @@ and read by the engine. Errors are DRF field errors that point at the step index
 what runs.
 """
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -278,6 +279,12 @@ class DefinitionSerializer(StrictSerializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
+        definition = {name: attrs.get(name) for name in ("input_schema", "steps", "contact_mapping")}
+        size = len(json.dumps(definition, ensure_ascii=False).encode())
+        if size > MAX_DEFINITION_BYTES:
+            raise serializers.ValidationError(
+                f"The definition is {size} bytes as JSON; at most {MAX_DEFINITION_BYTES} are accepted."
+            )
         steps = attrs.get("steps", [])
         step_errors: list[dict] = [{} for _ in steps]
         seen: set[str] = set()

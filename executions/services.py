@@ -43,6 +43,7 @@ from executions.models import (
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_INPUT_BYTES = 256 * 1024  # execute input, as JSON: it is stored with the execution and rendered into steps
 MAX_REQUEUES = 5
 CANCELLED_MESSAGE = "Cancelled on request."
 
@@ -64,9 +65,15 @@ def request_fingerprint(input: dict, contact_id: Any) -> str:
 
 
 def validate_input(connector: Connector, input: Any) -> None:
-    """Raises InvalidInput (400) when `input` does not satisfy the connector's input_schema."""
+    """Raises InvalidInput (400) when `input` is larger than MAX_INPUT_BYTES as JSON or does not satisfy the
+    connector's input_schema."""
     if not isinstance(input, dict):
         raise InvalidInput("Must be an object.", field="input")
+    size = len(json.dumps(input, ensure_ascii=False).encode())
+    if size > MAX_INPUT_BYTES:
+        raise InvalidInput(
+            f"The input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} are accepted.", field="input"
+        )
     errors = sorted(
         Draft202012Validator(connector.input_schema).iter_errors(input), key=lambda e: list(e.path)
     )

@@ -272,7 +272,7 @@ class Runner:
             retry_after = parse_retry_after(response.headers.get("Retry-After")) if transient else None
             raise StepFailure(f"HTTP {response.status_code}", transient=transient, retry_after=retry_after)
         extracted = {name: _extract(body, response.headers, path) for name, path in step["extract"].items()}
-        record.extracted = redactor.scrub(extracted)
+        record.extracted = _bounded_outputs(redactor.scrub(extracted), self.stored_body_bytes)
         record.status = "succeeded"
         record.context = {
             **extracted,
@@ -443,6 +443,36 @@ def _charset(content_type: str) -> str:
                 return "utf-8"
             return charset
     return "utf-8"
+
+
+def _bounded_outputs(extracted: dict, limit: int) -> dict:
+    """The stored copy of a step's outputs: at most about `limit` bytes of JSON in all (later steps of the same
+    run still read the whole values). The smallest outputs are kept whole first; one that does not fit in what
+    is left becomes the start of its JSON text, cut to the remaining budget (an empty string once it is spent).
+    """
+    encoded = {name: json.dumps(value, ensure_ascii=False) for name, value in extracted.items()}
+    kept, used = {}, 0
+    for name in sorted(encoded, key=lambda n: len(encoded[n].encode())):
+        size = len(encoded[name].encode())
+        if used + size <= limit:
+            kept[name] = extracted[name]
+        else:
+            kept[name] = _cut_to_json_size(encoded[name], max(limit - used, 0))
+            size = _json_size(kept[name])
+        used += size
+    return {name: kept[name] for name in extracted}
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode())
+
+
+def _cut_to_json_size(text: str, budget: int) -> str:
+    """The start of `text`, as long as it can be while its JSON encoding (quotes, escapes) fits `budget`."""
+    value = _cut(text, budget)
+    while value and _json_size(value) > budget:
+        value = _cut(value, len(value.encode()) - (_json_size(value) - budget))
+    return value
 
 
 def _cut(text: str, limit: int) -> str:

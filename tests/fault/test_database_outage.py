@@ -24,7 +24,7 @@ import requests
 from tests.fault.conftest import Cluster, RedisServer, free_port, record_figures, sent, wait_until
 from tests.local_server import LocalServer, Reply
 
-pytestmark = [pytest.mark.fault, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.fault, pytest.mark.timeout(60)]
 
 OUTAGE_SECONDS = 4.0
 
