@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import socket
 import uuid
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ from executions.models import (
     ExecutionStep,
     Status,
 )
+from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -193,10 +195,13 @@ def claim(execution_id) -> Execution | None:
             return None
         if execution.run_after and execution.run_after > now + timedelta(seconds=1):
             return None  # an early duplicate of a delayed retry; the scheduled message will come
+        # Claims of one workspace queue on its row, so the count below cannot be raced past the cap.
+        list(Workspace.objects.select_for_update().filter(pk=execution.workspace_id).values_list("pk"))
         running = Execution.objects.filter(workspace_id=execution.workspace_id, status=Status.RUNNING).count()
         if running >= settings.CONNECTORS_WORKSPACE_CONCURRENCY:
-            Execution.objects.filter(pk=execution.id).update(run_after=now + timedelta(seconds=1))
-            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=1.0))
+            wait = random.uniform(1.0, 3.0)  # noqa: S311 - spreads the re-checks of a large backlog
+            Execution.objects.filter(pk=execution.id).update(run_after=now + timedelta(seconds=wait))
+            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=wait))
             return None
         Execution.objects.filter(pk=execution.id).update(
             status=Status.RUNNING,

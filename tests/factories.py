@@ -1,6 +1,9 @@
 """Small factories for the objects most tests need."""
 
+from functools import cache
+
 import factory
+from django.contrib.auth.hashers import make_password
 
 from connectors.models import Connector
 from contacts.models import Contact
@@ -9,18 +12,19 @@ from workspaces.models import Membership, Role, User, Workspace
 PASSWORD = "Corr3ct-horse-battery"
 
 
+@cache
+def password_hash() -> str:
+    """PASSWORD hashed once with the production hasher, so creating users stays cheap and logins still
+    exercise the real password check."""
+    return make_password(PASSWORD)
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
-        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
-
-    @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):
-        if create:
-            obj.save()
+    password = factory.LazyFunction(password_hash)
 
 
 class WorkspaceFactory(factory.django.DjangoModelFactory):

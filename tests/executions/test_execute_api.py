@@ -34,7 +34,7 @@ EXECUTION_FIELDS = {
 }
 # Authentication, workspace and row-level-security set-up, the connector, the idempotency lookup, the insert
 # and the re-read with its steps: none of it depends on the connector's size.
-EXECUTE_MAX_QUERIES = 14
+EXECUTE_MAX_QUERIES = 13
 STEP_FIELDS = {
     "name",
     "status",
