@@ -235,3 +235,46 @@ def test_first_attempts_start_is_kept_across_retries(alice_api, acme, local_serv
     execution = run_to_end(execution_id)
 
     assert execution.step_records.get().started_at.isoformat() == first_started
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known gap, reported: a resumed run rebuilds earlier steps' responses from their stored copy, which "
+    "is cut at 64 KiB (and scrubbed), so a reference into a large earlier body no longer resolves after a retry. "
+    "Extracted outputs are stored whole and keep working.",
+)
+def test_reference_into_a_large_earlier_body_still_resolves_after_a_retry(alice_api, acme, local_server):
+    local_server.route("/one", json_reply({"items": [{"id": i, "pad": "p" * 100} for i in range(1000)]}))
+    local_server.route("/two", [Reply(503), Reply(200)])
+    connector = make_connector(
+        acme,
+        [
+            {"name": "one", "url": f"{local_server.url}/one"},
+            {
+                "name": "two",
+                "url": f"{local_server.url}/two",
+                "query": {"id": "{{steps.one.response.body.items[0].id}}"},
+            },
+        ],
+    )
+
+    execution = run_to_end(execute(alice_api, connector).json()["id"])
+
+    assert execution.status == Status.SUCCEEDED
+
+
+def test_extracted_output_of_a_large_earlier_body_resolves_after_a_retry(alice_api, acme, local_server):
+    local_server.route("/one", json_reply({"items": [{"id": i, "pad": "p" * 100} for i in range(1000)]}))
+    local_server.route("/two", [Reply(503), Reply(200)])
+    connector = make_connector(
+        acme,
+        [
+            {"name": "one", "url": f"{local_server.url}/one", "extract": {"first": "items[0].id"}},
+            {"name": "two", "url": f"{local_server.url}/two", "query": {"id": "{{steps.one.first}}"}},
+        ],
+    )
+
+    execution = run_to_end(execute(alice_api, connector).json()["id"])
+
+    assert execution.status == Status.SUCCEEDED
+    assert [r.path for r in local_server.requests] == ["/one", "/two?id=0", "/two?id=0"]
