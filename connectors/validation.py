@@ -172,6 +172,9 @@ class StepSerializer(StrictSerializer):
             raise serializers.ValidationError(f"At most {MAX_ENTRIES} outputs.")
         errors = {}
         for output, path in value.items():
+            if output == "response":
+                errors[output] = ['"response" is reserved for the step\'s response; pick another name.']
+                continue
             if not STEP_NAME.match(output) and not re.match(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$", output):
                 errors[output] = ["Output names use letters, digits, _ and -."]
                 continue

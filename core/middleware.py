@@ -91,5 +91,3 @@ def _is_chunked(request: HttpRequest) -> bool:
 
 def _too_large(limit: int) -> JsonResponse:
     return JsonResponse({"detail": f"Request body is larger than the limit of {limit} bytes."}, status=413)
-
-

@@ -41,12 +41,8 @@ class Execution(models.Model):
     output = models.JSONField(default=dict)
     error = models.TextField(null=True, blank=True)  # noqa: DJ001 - the API distinguishes null (no error)
     notes = models.JSONField(default=list, blank=True)
-    contact = models.ForeignKey(
-        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
-    )
-    attempts = models.PositiveIntegerField(
-        default=0, help_text="How many times a worker has picked the run up."
-    )
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions")
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has picked the run up.")
     triggered_by = models.CharField(max_length=32, default="api")
     # NULL, not "", when absent: the unique constraint must ignore executions without a key.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
@@ -95,6 +91,8 @@ class ExecutionStep(models.Model):
     response = models.JSONField(null=True, blank=True)
     extracted = models.JSONField(default=dict)
     error = models.TextField(null=True, blank=True)  # noqa: DJ001 - null means the step had no error
+    # Encrypted values of this step that later steps use as auth (executions.sealing); never shown.
+    sealed = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)

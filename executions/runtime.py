@@ -26,7 +26,7 @@ from connectors.engine.http import AddressPolicy, SafeHttpClient
 from connectors.engine.redaction import Redactor, redaction_scope
 from connectors.engine.runner import Hooks, PendingRetry, Runner, StepRecord, render_contact_mapping
 from credentials.provider import VaultCredentialProvider
-from executions import services
+from executions import sealing, services
 from executions.models import Execution, Status
 
 logger = logging.getLogger(__name__)
@@ -273,4 +273,5 @@ def _record_from_row(row) -> StepRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         duration_ms=row.duration_ms,
+        sealed=sealing.unseal(row.execution_id, row.index, row.sealed),
     )

@@ -49,9 +49,7 @@ def connector_stats(connector: Connector) -> dict:
     rollup = ConnectorDailyStats.objects.filter(connector=connector)
     totals = rollup.aggregate(duration=Sum("total_duration_ms"), ok=Sum("succeeded"), ko=Sum("failed"))
     timed = (totals["ok"] or 0) + (totals["ko"] or 0)
-    by_day = {
-        row["date"]: row for row in rollup.filter(date__gte=first_day).values("date", "succeeded", "failed")
-    }
+    by_day = {row["date"]: row for row in rollup.filter(date__gte=first_day).values("date", "succeeded", "failed")}
     daily = [
         {
             "date": day,

@@ -32,7 +32,7 @@ from connectors.models import Connector
 from contacts.models import Contact
 from contacts.services import contact_apply_mapping
 from core.exceptions import Conflict, InvalidInput, Unprocessable
-from executions import dispatch
+from executions import dispatch, sealing
 from executions.models import (
     FINISHED_STATUSES,
     ConnectorDailyStats,
@@ -60,9 +60,7 @@ def _claim_token() -> str:
 
 
 def request_fingerprint(input: dict, contact_id: Any) -> str:
-    canonical = json.dumps(
-        {"input": input, "contact": str(contact_id) if contact_id else None}, sort_keys=True
-    )
+    canonical = json.dumps({"input": input, "contact": str(contact_id) if contact_id else None}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -73,12 +71,8 @@ def validate_input(connector: Connector, input: Any) -> None:
         raise InvalidInput("Must be an object.", field="input")
     size = len(json.dumps(input, ensure_ascii=False).encode())
     if size > MAX_INPUT_BYTES:
-        raise InvalidInput(
-            f"The input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} are accepted.", field="input"
-        )
-    errors = sorted(
-        Draft202012Validator(connector.input_schema).iter_errors(input), key=lambda e: list(e.path)
-    )
+        raise InvalidInput(f"The input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} are accepted.", field="input")
+    errors = sorted(Draft202012Validator(connector.input_schema).iter_errors(input), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path)
@@ -131,9 +125,7 @@ def execution_request(
     the idempotency key was used with a different body.
     """
     if not connector.is_active:
-        raise Conflict(
-            "The connector is inactive; activate it before executing it.", code="connector_inactive"
-        )
+        raise Conflict("The connector is inactive; activate it before executing it.", code="connector_inactive")
     validate_input(connector, input)
     contact = None
     if contact_id is not None:
@@ -226,9 +218,7 @@ def still_running(execution: Execution) -> bool:
 
 def heartbeat(execution: Execution) -> bool:
     """Renews the heartbeat of a run this claim still owns; False when there is nothing left to renew."""
-    return bool(
-        Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(heartbeat_at=timezone.now())
-    )
+    return bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(heartbeat_at=timezone.now()))
 
 
 def checkpoint_step(execution: Execution, record) -> None:
@@ -258,6 +248,7 @@ def checkpoint_step(execution: Execution, record) -> None:
                 "started_at": record.started_at,
                 "finished_at": record.finished_at,
                 "duration_ms": record.duration_ms,
+                "sealed": sealing.seal(execution.id, record.index, record.sealed),
             },
         )
 
@@ -282,9 +273,7 @@ def schedule_retry(execution: Execution, retry) -> bool:
         )
         if moved:
             max_duration = execution.definition["max_duration_seconds"]
-            transaction.on_commit(
-                lambda: dispatch.enqueue(execution.id, delay=retry.delay, max_duration=max_duration)
-            )
+            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=retry.delay, max_duration=max_duration))
     return bool(moved)
 
 

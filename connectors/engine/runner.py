@@ -17,7 +17,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +28,9 @@ from requests.structures import CaseInsensitiveDict
 
 from connectors.engine.credentials import MissingCredential
 from connectors.engine.http import HttpError, OutboundRequest, OutboundResponse, SafeHttpClient
-from connectors.engine.paths import extract
+from connectors.engine.paths import PathNotFound, extract, resolve
 from connectors.engine.redaction import Redactor
-from connectors.engine.templating import UnresolvedReference, compile_template, render_json
+from connectors.engine.templating import UnresolvedReference, compile_template, render_json, to_text
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
@@ -75,6 +75,9 @@ class StepRecord:
     duration_ms: int | None = None
     # In-memory only: the values templates of later steps read (`steps.NAME...`).
     context: dict | None = None
+    # Values of this step that later steps use as auth, unscrubbed: [[path, value], ...]. The caller stores
+    # them encrypted, so a resumed execution can still authenticate with them (see `secret_paths`).
+    sealed: list = field(default_factory=list)
 
 
 @dataclass
@@ -159,9 +162,11 @@ class Runner:
         complete. `deadline` is a time.monotonic() value derived from `max_duration_seconds`.
         """
         steps = definition["steps"]
-        context["steps"] = {
-            r.name: r.context or _context_of_stored(r) for r in finished if r.status == "succeeded"
-        }
+        secrets = secret_paths(steps)
+        for record in finished:
+            for _path, value in record.sealed:
+                redactor.add(to_text(value))
+        context["steps"] = {r.name: r.context or _context_of_stored(r) for r in finished if r.status == "succeeded"}
         failed = next((r for r in finished if r.status == "failed" and not _continues(steps, r.index)), None)
         if failed is not None:
             return self._skip_rest(steps, len(finished), hooks, failed)
@@ -170,7 +175,9 @@ class Runner:
                 return Outcome("stopped")
             step = steps[index]
             prior = pending if pending is not None and pending.index == index else None
-            record, retry = self._run_step(step, index, context, redactor, prior, deadline)
+            record, retry = self._run_step(
+                step, index, context, redactor, prior, deadline, secrets.get(step["name"], ())
+            )
             if retry is not None:
                 return Outcome("waiting", retry=retry)
             hooks.on_step(record)
@@ -193,6 +200,7 @@ class Runner:
         redactor: Redactor,
         prior: PendingRetry | None,
         deadline: float | None,
+        secret_outputs: Iterable[tuple] = (),
     ) -> tuple[StepRecord, PendingRetry | None]:
         attempts = (prior.attempts if prior else 0) + 1
         record = StepRecord(
@@ -209,7 +217,7 @@ class Runner:
             request.timeout = min(float(step["timeout_seconds"]), remaining)
             record.request = _stored_request(request, redactor)
             response = self._send(request, sensitive)
-            self._complete(step, record, response, redactor)
+            self._complete(step, record, response, redactor, secret_outputs)
         except StepFailure as failure:
             record.error = redactor.scrub_text(failure.message)
             max_attempts = step["retry"]["max_attempts"]
@@ -259,25 +267,37 @@ class Runner:
             raise StepFailure(error.message, transient=error.transient) from None
 
     def _complete(
-        self, step: Mapping[str, Any], record: StepRecord, response: OutboundResponse, redactor: Redactor
+        self,
+        step: Mapping[str, Any],
+        record: StepRecord,
+        response: OutboundResponse,
+        redactor: Redactor,
+        secret_outputs: Iterable[tuple] = (),
     ) -> None:
         body = self._parse_body(step["response_type"], response)
+        succeeded = 200 <= response.status_code < 300
+        context = {
+            **({name: _extract(body, response.headers, path) for name, path in step["extract"].items()}),
+            "response": {"status_code": response.status_code, "headers": response.headers, "body": body},
+        }
+        if succeeded:
+            # Values a later step sends as auth are secrets too: register them before anything is stored.
+            record.sealed = _values_at(context, secret_outputs)
+            for _path, value in record.sealed:
+                redactor.add(to_text(value))
         record.response = {
             "status_code": response.status_code,
             "headers": redactor.scrub_headers(dict(response.headers)),
             "body": self._stored_body(body, redactor),
         }
-        if not 200 <= response.status_code < 300:
+        if not succeeded:
             transient = response.status_code in TRANSIENT_STATUSES
             retry_after = parse_retry_after(response.headers.get("Retry-After")) if transient else None
             raise StepFailure(f"HTTP {response.status_code}", transient=transient, retry_after=retry_after)
-        extracted = {name: _extract(body, response.headers, path) for name, path in step["extract"].items()}
+        extracted = {name: context[name] for name in step["extract"]}
         record.extracted = _bounded_outputs(redactor.scrub(extracted), self.stored_body_bytes)
         record.status = "succeeded"
-        record.context = {
-            **extracted,
-            "response": {"status_code": response.status_code, "headers": response.headers, "body": body},
-        }
+        record.context = context
 
     def _parse_body(self, response_type: str, response: OutboundResponse) -> Any:
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -377,9 +397,7 @@ def _render_body(step: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[b
         return None, None
     if body_type == "json":
         rendered = render_json(body, context)
-        return json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode(), BODY_CONTENT_TYPES[
-            "json"
-        ]
+        return json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode(), BODY_CONTENT_TYPES["json"]
     if body_type == "form":
         fields = {name: compile_template(value).render(context) for name, value in body.items()}
         return urlencode(fields).encode(), BODY_CONTENT_TYPES["form"]
@@ -410,11 +428,40 @@ def _extract(body: Any, headers: CaseInsensitiveDict, path: str) -> Any:
     return extract(body, path)
 
 
+def secret_paths(steps: list) -> dict[str, list[tuple]]:
+    """Step name -> paths into that step's results that a later step's auth reads.
+
+    `{"type": "bearer", "token": "{{steps.login.token}}"}` makes `("token",)` of step `login` a secret: it is
+    redacted wherever it is stored, and kept (encrypted, by the caller) for a resumed execution.
+    """
+    found: dict[str, list[tuple]] = {}
+    for step in steps:
+        for key, source in step["auth"].items():
+            if key in ("type", "in", "name"):
+                continue
+            for reference in compile_template(source).references:
+                if reference.namespace == "steps" and len(reference.path) > 1:
+                    found.setdefault(reference.path[0], []).append(tuple(reference.path[1:]))
+    return found
+
+
+def _values_at(context: Mapping[str, Any], paths: Iterable[tuple]) -> list:
+    values = []
+    for path in paths:
+        try:
+            value = resolve(context, path)
+        except PathNotFound:
+            continue
+        if value is not None:
+            values.append([list(path), value])
+    return values
+
+
 def _context_of_stored(record: StepRecord) -> dict:
     """Rebuilds what later steps may read from a checkpoint (after a restart the stored, scrubbed copy is
-    all there is)."""
+    all there is), with the sealed auth values put back in their places."""
     response = record.response or {}
-    return {
+    context = {
         **record.extracted,
         "response": {
             "status_code": response.get("status_code"),
@@ -422,6 +469,20 @@ def _context_of_stored(record: StepRecord) -> dict:
             "body": response.get("body"),
         },
     }
+    for path, value in record.sealed:
+        _put(context, path, value)
+    return context
+
+
+def _put(target: Any, path: list, value: Any) -> None:
+    """Sets `value` at a path of mapping keys, creating mappings on the way; other shapes are left alone
+    (the reference then fails to resolve, loudly, instead of sending a redacted value)."""
+    for segment in path[:-1]:
+        if not isinstance(target, MutableMapping) or not isinstance(segment, str):
+            return
+        target = target.setdefault(segment, {})
+    if isinstance(target, MutableMapping) and isinstance(path[-1], str):
+        target[path[-1]] = value
 
 
 def _is_textual(content_type: str) -> bool:

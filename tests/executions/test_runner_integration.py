@@ -10,7 +10,7 @@ import pytest
 from contacts.models import Contact
 from credentials.services import credential_upsert
 from executions import services
-from executions.models import Execution
+from executions.models import Execution, Status
 from tests.executions.helpers import execute, json_reply, make_connector, run_api, run_to_end
 from tests.factories import ContactFactory
 from tests.local_server import Reply
@@ -408,12 +408,6 @@ def test_processing_a_finished_execution_again_changes_nothing(alice_api, acme, 
     assert local_server.hits == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known gap, reported: a value an earlier step returns and a later step uses as its auth is only "
-    "registered as a secret when the later step renders, after the earlier step's record (response body, "
-    "extracted, output) was stored in clear.",
-)
 def test_token_obtained_by_an_earlier_step_and_used_as_auth_is_not_stored(alice_api, acme, local_server):
     local_server.route("/login", json_reply({"access_token": "tok-9f8e7d6c5b"}))
     connector = make_connector(
@@ -437,3 +431,34 @@ def test_token_obtained_by_an_earlier_step_and_used_as_auth_is_not_stored(alice_
 
     assert execution["status"] == "succeeded"
     assert "tok-9f8e7d6c5b" not in json.dumps(execution)
+
+
+def test_token_from_an_earlier_step_still_authenticates_after_a_retry(alice_api, acme, local_server, monkeypatch):
+    monkeypatch.setattr("connectors.engine.runner.backoff_delay", lambda *args, **kwargs: 0.0)
+    local_server.route("/login", json_reply({"access_token": "tok-1a2b3c4d5e"}))
+    local_server.route("/call", [Reply(503), Reply(200)])
+    connector = make_connector(
+        acme,
+        [
+            {
+                "name": "login",
+                "method": "POST",
+                "url": f"{local_server.url}/login",
+                "extract": {"token": "access_token"},
+            },
+            {
+                "name": "call",
+                "url": f"{local_server.url}/call",
+                "auth": {"type": "bearer", "token": "{{steps.login.token}}"},
+            },
+        ],
+    )
+
+    execution = run_to_end(execute(alice_api, connector).json()["id"])
+
+    assert execution.status == Status.SUCCEEDED
+    calls = [r for r in local_server.requests if r.path == "/call"]
+    assert [r.headers["Authorization"] for r in calls] == ["Bearer tok-1a2b3c4d5e"] * 2
+    step = execution.step_records.get(name="login")
+    assert "tok-1a2b3c4d5e" not in json.dumps([step.response, step.extracted, execution.output])
+    assert "tok-1a2b3c4d5e" not in step.sealed
