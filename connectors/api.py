@@ -93,7 +93,10 @@ class ConnectorViewSet(
             contact_id=serializer.validated_data.get("contact_id"),
             idempotency_key=key,
         )
-        execution = execution_selectors.with_steps(Execution.objects.filter(pk=execution.pk)).get()
+        if created:
+            execution = execution_selectors.without_steps_yet(execution)
+        else:
+            execution = execution_selectors.with_steps(Execution.objects.filter(pk=execution.pk)).get()
         return Response(
             ExecutionSerializer(execution).data,
             status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,

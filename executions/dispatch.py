@@ -61,7 +61,7 @@ def _run_embedded(execution_id: str) -> None:
     from executions.runtime import process_execution
 
     try:
-        process_execution(execution_id)
+        process_execution(execution_id, reload=False)
     except Exception:
         logger.exception("Embedded execution %s failed unexpectedly", execution_id)
     finally:

@@ -74,11 +74,13 @@ def shutdown_requested() -> bool:
     return _shutting_down.is_set()
 
 
-def process_execution(execution_id, *, on_step=None) -> Execution | None:
+def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Execution | None:
     """Claims and advances the execution until it finishes, waits for a retry, or is stopped.
 
-    Returns the execution as it stands afterwards, or None when it could not be claimed. `on_step` is
-    called with each step record after its checkpoint (the run_connector command prints them). Raises
+    Returns the execution as it stands afterwards (read again, unless `reload` is False: then it is the
+    claimed instance, not refreshed; the Celery task does not look at it), or None when it could not be
+    claimed. `on_step` is called with each step record after its checkpoint (the run_connector command prints
+    them). Raises
     OperationalError/InterfaceError when the database stayed unreachable and the run could not be handed
     back (the sweeper requeues it once the database is back).
     """
@@ -105,7 +107,8 @@ def process_execution(execution_id, *, on_step=None) -> Execution | None:
             _fail(execution, "The execution stopped because of an internal error.")
         finally:
             _mark_used_quietly(provider)
-    execution.refresh_from_db()
+    if reload:
+        execution.refresh_from_db()
     return execution
 
 
@@ -117,17 +120,22 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
         "contact": contact,
         "workspace": WorkspaceNamespace(provider, redactor),
     }
-    finished = _patiently(lambda: [_record_from_row(row) for row in execution.step_records.order_by("index")])
+    finished = []
+    if not services.never_ran(execution):
+        finished = _patiently(lambda: [_record_from_row(row) for row in execution.step_records.order_by("index")])
     records = list(finished)
+    # Whether the run is still this claim's and not cancelled: true at the claim, then as each checkpoint
+    # finds it (a checkpoint raises LostClaim when the run was taken away). No extra query per step.
+    running = [True]
 
     def checkpoint(record: StepRecord) -> None:
-        _patiently(services.checkpoint_step, execution, record)
+        running[0] = _patiently(services.checkpoint_step, execution, record)
         records.append(record)
         if on_step is not None:
             on_step(record)
 
     def should_stop() -> bool:
-        return shutdown_requested() or not _patiently(services.still_running, execution)
+        return shutdown_requested() or not running[0]
 
     hooks = Hooks(on_step=checkpoint, should_stop=should_stop)
     outcome = get_runner().advance(

@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from connectors.models import Connector
-from executions.models import ConnectorDailyStats, Execution, Status
+from executions.models import ConnectorDailyStats, Execution, ExecutionStep, Status
 
 STATS_DAYS = 30
 
@@ -39,6 +39,13 @@ def filter_executions(queryset: QuerySet, params) -> QuerySet:
 
 def with_steps(queryset: QuerySet) -> QuerySet:
     return queryset.prefetch_related("step_records")
+
+
+def without_steps_yet(execution: Execution) -> Execution:
+    """A just-created execution, ready to serialize without a query: no worker has claimed it yet, so it has
+    no steps (the same cache a `with_steps` prefetch fills)."""
+    execution._prefetched_objects_cache = {"step_records": ExecutionStep.objects.none()}
+    return execution
 
 
 def connector_stats(connector: Connector) -> dict:

@@ -22,9 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
@@ -79,7 +78,9 @@ def validate_input(connector: Connector, input: Any) -> None:
         raise InvalidInput(f"{where + ': ' if where else ''}{first.message}", field="input")
 
 
-@transaction.atomic
+# No savepoint of its own: a failed INSERT fails the caller's transaction anyway, and the idempotent path wraps
+# this in its own atomic block to catch the IntegrityError. Saves two round trips per execute call.
+@transaction.atomic(savepoint=False)
 def execution_create(
     *,
     connector: Connector,
@@ -174,16 +175,17 @@ def claim(execution_id) -> Execution | None:
     enqueued again shortly)."""
     now = timezone.now()
     with transaction.atomic():
+        # The whole row, locked: it is what the run needs, so no query stands between the claim and the run.
         execution = (
             Execution.objects.select_for_update(of=("self",))
+            .select_related("contact")
             .filter(pk=execution_id, status=Status.QUEUED)
-            .only("id", "workspace_id", "run_after", "cancel_requested")
             .first()
         )
         if execution is None:
             return None
         if execution.cancel_requested:
-            _finish_cancelled(execution.id)
+            _finish_cancelled(execution)
             return None
         if execution.run_after and execution.run_after > now + timedelta(seconds=1):
             return None  # an early duplicate of a delayed retry; the scheduled message will come
@@ -195,15 +197,18 @@ def claim(execution_id) -> Execution | None:
             Execution.objects.filter(pk=execution.id).update(run_after=now + timedelta(seconds=wait))
             transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=wait))
             return None
-        Execution.objects.filter(pk=execution.id).update(
-            status=Status.RUNNING,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), Now()),
-            heartbeat_at=now,
-            worker=_claim_token(),
-        )
-        # Read before the commit: once the claim is committed, no query stands between it and the run.
-        return Execution.objects.select_related("contact").get(pk=execution_id)
+        # The row is locked since the SELECT above, so the values written here are also the ones kept in memory.
+        changes = {
+            "status": Status.RUNNING,
+            "started_at": execution.started_at or now,
+            "heartbeat_at": now,
+            "worker": _claim_token(),
+        }
+        Execution.objects.filter(pk=execution.id).update(attempts=F("attempts") + 1, **changes)
+        for name, value in changes.items():
+            setattr(execution, name, value)
+        execution.attempts += 1
+        return execution
 
 
 def _owned(execution: Execution, **extra) -> Q:
@@ -211,9 +216,10 @@ def _owned(execution: Execution, **extra) -> Q:
     return Q(pk=execution.id, worker=execution.worker, **extra) & ~Q(worker="")
 
 
-def still_running(execution: Execution) -> bool:
-    """False when the execution was cancelled, finished, or taken away from this claim."""
-    return Execution.objects.filter(_owned(execution, status=Status.RUNNING)).exists()
+def never_ran(execution: Execution) -> bool:
+    """Whether a claimed execution is on its first claim, so it has no checkpointed step to read: steps are
+    written only under a claim token, and each claim counts itself in `attempts`."""
+    return execution.attempts == 1
 
 
 def heartbeat(execution: Execution) -> bool:
@@ -221,36 +227,105 @@ def heartbeat(execution: Execution) -> bool:
     return bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(heartbeat_at=timezone.now()))
 
 
-def checkpoint_step(execution: Execution, record) -> None:
-    """Persists a finished (or skipped) step and renews the heartbeat, in one transaction.
+def checkpoint_step(execution: Execution, record) -> bool:
+    """Persists a finished (or skipped) step and renews the heartbeat, atomically. Returns whether the run
+    may go on to its next step: False when it was cancelled while this step was in flight (the step is still
+    recorded: its request was sent).
 
-    Raises LostClaim, writing nothing, when the sweeper gave the run to another worker meanwhile. A run
-    cancelled while this step was in flight still gets the step recorded: the request was sent.
+    Raises LostClaim, writing nothing, when the sweeper gave the run to another worker meanwhile. So the
+    checkpoint is also the check, before the next step, that the run is still this claim's and not cancelled.
     """
+    values = {
+        "name": record.name,
+        "status": record.status,
+        "attempts": record.attempts,
+        "request": record.request or {},
+        "response": record.response,
+        "extracted": record.extracted,
+        "error": record.error,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "duration_ms": record.duration_ms,
+        "sealed": sealing.seal(execution.id, record.index, record.sealed),
+    }
+    if connection.vendor == "postgresql":
+        status = _checkpoint_in_one_statement(execution, record.index, values)
+    else:
+        status = _checkpoint_in_a_transaction(execution, record.index, values)
+    if status is None:
+        raise LostClaim(f"execution {execution.id} is no longer owned by this worker")
+    return status == Status.RUNNING
+
+
+# The columns after ("execution_id", "index"), in this order; the casts type the values the SELECT passes on.
+_STEP_COLUMNS = (
+    "name",
+    "status",
+    "attempts",
+    "request",
+    "response",
+    "extracted",
+    "error",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "sealed",
+)
+_CHECKPOINT_SQL = """
+    WITH owned AS (
+        UPDATE executions_execution SET heartbeat_at = %s, pending_retry = '{}'::jsonb
+        WHERE id = %s AND worker = %s AND worker <> '' AND status IN (%s, %s)
+        RETURNING status
+    ), recorded AS (
+        INSERT INTO executions_executionstep (execution_id, index, name, status, attempts, request, response,
+                                              extracted, error, started_at, finished_at, duration_ms, sealed)
+        SELECT %s, %s, %s::varchar, %s::varchar, %s::smallint, %s::jsonb, %s::jsonb, %s::jsonb, %s::text,
+               %s::timestamptz, %s::timestamptz, %s::integer, %s::text
+        FROM owned
+        ON CONFLICT (execution_id, index) DO UPDATE SET
+            name = EXCLUDED.name, status = EXCLUDED.status, attempts = EXCLUDED.attempts,
+            request = EXCLUDED.request, response = EXCLUDED.response, extracted = EXCLUDED.extracted,
+            error = EXCLUDED.error, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+            duration_ms = EXCLUDED.duration_ms, sealed = EXCLUDED.sealed
+    )
+    SELECT status FROM owned
+"""
+
+
+def _checkpoint_in_one_statement(execution: Execution, index: int, values: dict) -> str | None:
+    """PostgreSQL: the guarded UPDATE and the step's INSERT in one statement, one round trip. The INSERT reads
+    the UPDATE's RETURNING, so it writes nothing unless the UPDATE matched, and the UPDATE's row lock is held
+    until the statement commits: the sweeper cannot take the run away in between. Returns the execution's
+    status (running or cancelled), or None when this claim no longer owns it."""
+    fields = [ExecutionStep._meta.get_field(name) for name in _STEP_COLUMNS]
+    params = [timezone.now(), execution.id, execution.worker, Status.RUNNING, Status.CANCELLED, execution.id, index]
+    params += [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_CHECKPOINT_SQL, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _checkpoint_in_a_transaction(execution: Execution, index: int, values: dict) -> str | None:
+    """Other databases (SQLite in embedded mode): the same, as a transaction that starts with the guarded
+    UPDATE (it locks the row, or the whole database on SQLite)."""
     with transaction.atomic():
-        # The UPDATE comes first: it locks the row, so the sweeper cannot take the run away in between.
-        owned = Execution.objects.filter(_owned(execution, status__in=(Status.RUNNING, Status.CANCELLED))).update(
-            heartbeat_at=timezone.now(), pending_retry={}
+        status = None
+        for candidate in (Status.RUNNING, Status.CANCELLED):
+            if Execution.objects.filter(_owned(execution, status=candidate)).update(
+                heartbeat_at=timezone.now(), pending_retry={}
+            ):
+                status = candidate
+                break
+        if status is None:
+            return None
+        ExecutionStep.objects.bulk_create(
+            [ExecutionStep(execution_id=execution.id, index=index, **values)],
+            update_conflicts=True,
+            unique_fields=["execution", "index"],
+            update_fields=list(values),
         )
-        if not owned:
-            raise LostClaim(f"execution {execution.id} is no longer owned by this worker")
-        ExecutionStep.objects.update_or_create(
-            execution_id=execution.id,
-            index=record.index,
-            defaults={
-                "name": record.name,
-                "status": record.status,
-                "attempts": record.attempts,
-                "request": record.request or {},
-                "response": record.response,
-                "extracted": record.extracted,
-                "error": record.error,
-                "started_at": record.started_at,
-                "finished_at": record.finished_at,
-                "duration_ms": record.duration_ms,
-                "sealed": sealing.seal(execution.id, record.index, record.sealed),
-            },
-        )
+    return status
 
 
 def schedule_retry(execution: Execution, retry) -> bool:
@@ -311,9 +386,10 @@ def finish(
     if this claim still owns the running execution (so a duplicate or stale finisher changes nothing).
     Returns whether it finished the execution."""
     now = timezone.now()
+    # started_at is the claim's own (claim() keeps it in memory); it cannot change while this claim owns the run.
+    started = execution.started_at
+    duration_ms = int((now - started).total_seconds() * 1000) if started else None
     with transaction.atomic():
-        started = Execution.objects.filter(pk=execution.id).values_list("started_at", flat=True).first()
-        duration_ms = int((now - started).total_seconds() * 1000) if started else None
         moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
             status=status,
             output=output,
@@ -344,6 +420,9 @@ def _count(connector_id, workspace_id, status: str, duration_ms: int | None, now
     if not (succeeded or failed):
         return
     day = now.date()
+    if connection.vendor == "postgresql":
+        _add_to_daily_rollup(connector_id, workspace_id, day, succeeded, failed, duration_ms or 0)
+        return
     updated = ConnectorDailyStats.objects.filter(connector_id=connector_id, date=day).update(
         succeeded=F("succeeded") + succeeded,
         failed=F("failed") + failed,
@@ -368,9 +447,25 @@ def _count(connector_id, workspace_id, status: str, duration_ms: int | None, now
             )
 
 
-def _finish_cancelled(execution_id) -> None:
-    execution = Execution.objects.only("connector_id", "workspace_id").get(pk=execution_id)
-    moved = Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
+_DAILY_ROLLUP_SQL = """
+    INSERT INTO executions_connectordailystats (connector_id, workspace_id, date, succeeded, failed, total_duration_ms)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (connector_id, date) DO UPDATE SET
+        succeeded = executions_connectordailystats.succeeded + EXCLUDED.succeeded,
+        failed = executions_connectordailystats.failed + EXCLUDED.failed,
+        total_duration_ms = executions_connectordailystats.total_duration_ms + EXCLUDED.total_duration_ms
+"""
+
+
+def _add_to_daily_rollup(connector_id, workspace_id, day, succeeded: int, failed: int, duration_ms: int) -> None:
+    """PostgreSQL: one upsert instead of UPDATE, then INSERT in a savepoint, then UPDATE again on a race."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DAILY_ROLLUP_SQL, [connector_id, workspace_id, day, succeeded, failed, duration_ms])
+
+
+def _finish_cancelled(execution: Execution) -> None:
+    """A queued execution whose cancel was requested, locked by the caller: cancelled now, counted once."""
+    moved = Execution.objects.filter(pk=execution.id, status=Status.QUEUED).update(
         status=Status.CANCELLED, finished_at=timezone.now(), error=CANCELLED_MESSAGE, pending_retry={}
     )
     if moved:

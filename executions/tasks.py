@@ -25,7 +25,7 @@ def run_execution(execution_id: str) -> None:
     sweeper covers what the broker does not. While the database is unreachable the task is retried with
     backoff (at most 60 s between tries, always below the broker's visibility timeout).
     """
-    process_execution(execution_id)
+    process_execution(execution_id, reload=False)
 
 
 @shared_task(ignore_result=True)

@@ -3,17 +3,11 @@
 import json
 
 import pytest
-from django.core.cache import cache
 
 from connectors.models import Connector
 from contacts.models import Contact
 
 TWO_MIB = 2 * 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles():
-    cache.clear()
 
 
 def post_raw(client, path, body, content_type="application/json"):

@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from connectors.engine.http import SafeHttpClient
 from executions import dispatch, services
 from executions.models import Execution, Status
 from executions.runtime import process_execution
@@ -371,16 +372,21 @@ def test_cancelling_twice_gets_409(alice_api, connector):
     assert response.status_code == 409
 
 
-def test_cancelling_a_running_execution_stops_it_before_its_next_step(alice_api, acme, local_server):
+def test_cancelling_a_running_execution_stops_it_before_its_next_step(alice_api, acme, local_server, monkeypatch):
     connector = make_connector(
         acme, [{"name": "one", "url": f"{local_server.url}/one"}, {"name": "two", "url": f"{local_server.url}/two"}]
     )
     execution_id = execute(alice_api, connector).json()["id"]
+    send = SafeHttpClient.send
 
-    def cancel_between_steps(record):
+    def send_then_cancel(client, request, **kwargs):
+        # The cancel lands while step one is in flight; the step's checkpoint is the check before step two.
+        response = send(client, request, **kwargs)
         assert alice_api.post(f"/api/v1/executions/{execution_id}/cancel").status_code == 200
+        return response
 
-    process_execution(execution_id, on_step=cancel_between_steps)
+    monkeypatch.setattr(SafeHttpClient, "send", send_then_cancel)
+    process_execution(execution_id)
 
     body = alice_api.get(f"/api/v1/executions/{execution_id}").json()
     assert body["status"] == "cancelled"

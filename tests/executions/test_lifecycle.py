@@ -345,8 +345,8 @@ def test_cancel_of_a_running_execution_is_immediate_and_stops_its_run(queued, co
 
     assert cancelled.status == Status.CANCELLED
     assert cancelled.error == "Cancelled on request."
-    assert services.still_running(claimed) is False
-    services.checkpoint_step(claimed, _record(0, "one"))  # the step in flight is still recorded
+    # The step in flight is still recorded (its request was sent), and the checkpoint says to stop there.
+    assert services.checkpoint_step(claimed, _record(0, "one")) is False
     retry = PendingRetry(index=1, attempts=1, delay=1.0, error="HTTP 503", started_at=None)
     assert services.schedule_retry(claimed, retry) is False
     assert services.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[]) is False

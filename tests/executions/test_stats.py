@@ -22,7 +22,9 @@ def finish_at(monkeypatch, connector, status: str, *, duration_ms: int, days_ago
     execution = services.execution_create(connector=connector, input={}, enqueue=False)
     execution = services.claim(execution.id)
     finished = timezone.now() - timedelta(days=days_ago)
-    Execution.objects.filter(pk=execution.pk).update(started_at=finished - timedelta(milliseconds=duration_ms))
+    # The claim's started_at, in the row and in the worker's copy that finish() measures the duration from.
+    execution.started_at = finished - timedelta(milliseconds=duration_ms)
+    Execution.objects.filter(pk=execution.pk).update(started_at=execution.started_at)
     with monkeypatch.context() as patch:
         patch.setattr(timezone, "now", lambda: finished)
         assert services.finish(execution, status=status, output={}, error=None, notes=[])

@@ -28,12 +28,6 @@ def clean_throttles():
     cache.clear()
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    """Users are created by the dozen here; the timing tests that need the real hasher put it back."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class TenantData:
     workspace: Workspace

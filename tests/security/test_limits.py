@@ -188,8 +188,7 @@ def test_executions_over_the_workspace_cap_wait_queued_and_are_never_refused(
     answers = [api.post(f"/api/v1/connectors/{connector.id}/execute", {"input": {}}, format="json") for _ in range(3)]
     first, second, third = (a.json()["id"] for a in answers)
     running = services.claim(first)
-    with pytest.MonkeyPatch.context():
-        waiting = services.claim(second)
+    waiting = services.claim(second)
     other_workspace = services.claim(
         services.execution_create(connector=ConnectorFactory(workspace=globex), input={}, enqueue=False).id
     )
@@ -217,7 +216,8 @@ def test_a_waiting_execution_is_asked_for_again_once_its_workspace_has_room(sett
     for callback in callbacks:
         callback()
 
-    assert requeued == [1.0]
+    assert len(requeued) == 1
+    assert 1.0 <= requeued[0] <= 3.0
     Execution.objects.filter(pk=first.id).update(status="succeeded")
     second.refresh_from_db()
     Execution.objects.filter(pk=second.id).update(run_after=None)

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import jwt
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -22,12 +21,6 @@ LOGOUT = "/api/v1/auth/logout"
 PASSWORD_CHANGE = "/api/v1/auth/password"
 PROTECTED = "/api/v1/workspaces"
 NEW_PASSWORD = "An0ther-long-passphrase"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles():
-    # Token and register are throttled per client address; every test starts with an empty budget.
-    cache.clear()
 
 
 def obtain_pair(email="alice@acme.test", password=PASSWORD, path=TOKEN) -> dict:
