@@ -3,9 +3,9 @@
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 
 from connectors.models import DEFINITION_FIELDS, Connector
+from core.changes import save_changes
 from workspaces.models import Workspace
 
 EDITABLE_FIELDS = ("name", "description", "is_active", *DEFINITION_FIELDS)
@@ -25,17 +25,7 @@ def connector_create(*, workspace: Workspace, data: dict[str, Any], template=Non
 @transaction.atomic
 def connector_update(*, connector: Connector, data: dict[str, Any]) -> Connector:
     """Applies the given fields; `version` goes up by one when any part of the definition changes."""
-    changed = [name for name in EDITABLE_FIELDS if name in data and getattr(connector, name) != data[name]]
-    if not changed:
-        return connector
-    for name in changed:
-        setattr(connector, name, data[name])
-    update_fields = [*changed, "updated_at"]
-    if any(name in DEFINITION_FIELDS for name in changed):
-        connector.version = F("version") + 1
-        update_fields.append("version")
-    connector.save(update_fields=update_fields)
-    connector.refresh_from_db(fields=["version"])
+    save_changes(connector, data, editable=EDITABLE_FIELDS, versioned=DEFINITION_FIELDS)
     return connector
 
 

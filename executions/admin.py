@@ -40,7 +40,19 @@ class TriggeredByFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ExecutionStepInline(admin.TabularInline):
+class StepTraceMixin:
+    """The request and response of a step, as escaped, pretty-printed JSON."""
+
+    @admin.display(description="Request")
+    def request_json(self, step: ExecutionStep):
+        return pretty_json(step.request)
+
+    @admin.display(description="Response")
+    def response_json(self, step: ExecutionStep):
+        return EMPTY if step.response is None else pretty_json(step.response)
+
+
+class ExecutionStepInline(StepTraceMixin, admin.TabularInline):
     """The step trace: one row per step, its request, response and extracted values as escaped JSON."""
 
     model = ExecutionStep
@@ -70,14 +82,6 @@ class ExecutionStepInline(admin.TabularInline):
             step.attempts,
             duration,
         )
-
-    @admin.display(description="Request")
-    def request_json(self, step: ExecutionStep):
-        return pretty_json(step.request)
-
-    @admin.display(description="Response")
-    def response_json(self, step: ExecutionStep):
-        return EMPTY if step.response is None else pretty_json(step.response)
 
     @admin.display(description="Extracted / error")
     def outcome(self, step: ExecutionStep):
@@ -225,7 +229,7 @@ class ExecutionAdmin(UUIDSearchMixin, ListDeferMixin, ReadOnlyAdminMixin, admin.
 
 
 @admin.register(ExecutionStep)
-class ExecutionStepAdmin(UUIDSearchMixin, ListDeferMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionStepAdmin(StepTraceMixin, UUIDSearchMixin, ListDeferMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every step of every execution, e.g. to find the failed steps of one connector; read only."""
 
     list_display = ["execution_column", "index", "name", "status", "attempts", "duration_ms", "started_at"]
@@ -259,14 +263,6 @@ class ExecutionStepAdmin(UUIDSearchMixin, ListDeferMixin, ReadOnlyAdminMixin, ad
     @admin.display(description="Execution", ordering="execution_id")
     def execution_column(self, step: ExecutionStep):
         return admin_link("executions_execution", step.execution_id, step.execution_id)
-
-    @admin.display(description="Request")
-    def request_json(self, step: ExecutionStep):
-        return pretty_json(step.request)
-
-    @admin.display(description="Response")
-    def response_json(self, step: ExecutionStep):
-        return EMPTY if step.response is None else pretty_json(step.response)
 
     @admin.display(description="Extracted")
     def extracted_json(self, step: ExecutionStep):

@@ -16,6 +16,7 @@ from django.utils import timezone
 from connectors.models import Connector
 from connectors.services import connector_create
 from connectors.validation import DefinitionSerializer
+from core.changes import save_changes
 from core.exceptions import Conflict, InvalidInput
 from templates_market.models import ConnectorTemplate, TemplateRating
 from templates_market.selectors import missing_credentials
@@ -73,21 +74,11 @@ def template_update(*, template: ConnectorTemplate, data: dict[str, Any]) -> Con
     Raises InvalidInput (field `slug`) when the new slug is taken.
     """
     current = ConnectorTemplate.objects.select_for_update().get(pk=template.pk)
-    changed = [name for name in EDITABLE_FIELDS if name in data and getattr(current, name) != data[name]]
-    if not changed:
-        return current
-    for name in changed:
-        setattr(current, name, data[name])
-    update_fields = [*changed, "updated_at"]
-    if any(name in VERSIONED_FIELDS for name in changed):
-        current.version = F("version") + 1
-        update_fields.append("version")
     try:
         with transaction.atomic():
-            current.save(update_fields=update_fields)
+            save_changes(current, data, editable=EDITABLE_FIELDS, versioned=VERSIONED_FIELDS)
     except IntegrityError:
         raise InvalidInput("A template with this slug exists.", field="slug") from None
-    current.refresh_from_db(fields=["version", "updated_at"])
     return current
 
 
