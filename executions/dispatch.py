@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 logger = logging.getLogger(__name__)
@@ -65,4 +65,5 @@ def _run_embedded(execution_id: str) -> None:
     except Exception:
         logger.exception("Embedded execution %s failed unexpectedly", execution_id)
     finally:
-        close_old_connections()
+        # The pool's threads live on; they must not keep database sessions open between executions.
+        connections.close_all()
