@@ -248,6 +248,9 @@ class Bench:
             "API_THROTTLE_EXECUTE": "1000000/min",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            # Backends must outlive a scenario: the CPU of one that exits (the default recycles connections every
+            # 60 s) would drop out of the PostgreSQL column.
+            "DATABASE_CONN_MAX_AGE": "600",
         }
         self.processes: list[subprocess.Popen] = []
 

@@ -1,5 +1,6 @@
 """Reads about executions: filtered lists and connector statistics, computed in the database."""
 
+import functools
 import math
 from datetime import timedelta
 
@@ -44,8 +45,17 @@ def with_steps(queryset: QuerySet) -> QuerySet:
 def without_steps_yet(execution: Execution) -> Execution:
     """A just-created execution, ready to serialize without a query: no worker has claimed it yet, so it has
     no steps (the same cache a `with_steps` prefetch fills)."""
-    execution._prefetched_objects_cache = {"step_records": ExecutionStep.objects.none()}
+    execution._prefetched_objects_cache = {"step_records": _no_steps()}
     return execution
+
+
+@functools.cache
+def _no_steps() -> QuerySet:
+    """An empty step queryset, evaluated once (none() never reaches the database) and only read afterwards:
+    serializing it then costs neither a query nor compiling one."""
+    steps = ExecutionStep.objects.none()
+    len(steps)
+    return steps
 
 
 def connector_stats(connector: Connector) -> dict:

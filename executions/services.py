@@ -23,7 +23,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Func, IntegerField, Q, Subquery
+from django.db.models.lookups import LessThan
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
@@ -39,7 +40,6 @@ from executions.models import (
     ExecutionStep,
     Status,
 )
-from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -175,10 +175,13 @@ def claim(execution_id) -> Execution | None:
     enqueued again shortly)."""
     now = timezone.now()
     with transaction.atomic():
-        # The whole row, locked: it is what the run needs, so no query stands between the claim and the run.
+        # The whole row (what the run needs: no query stands between the claim and the run) and its workspace's
+        # row, locked in one statement. Claims of one workspace queue on the workspace row, so the running count
+        # in the UPDATE below (a later statement: it sees every claim committed before this one got the lock)
+        # cannot be raced past the cap. NO KEY locks: inserts that reference these rows are not held up.
         execution = (
-            Execution.objects.select_for_update(of=("self",))
-            .select_related("contact")
+            Execution.objects.select_for_update(no_key=True, of=("self", "workspace"))
+            .select_related("workspace")
             .filter(pk=execution_id, status=Status.QUEUED)
             .first()
         )
@@ -189,22 +192,28 @@ def claim(execution_id) -> Execution | None:
             return None
         if execution.run_after and execution.run_after > now + timedelta(seconds=1):
             return None  # an early duplicate of a delayed retry; the scheduled message will come
-        # Claims of one workspace queue on its row, so the count below cannot be raced past the cap.
-        list(Workspace.objects.select_for_update().filter(pk=execution.workspace_id).values_list("pk"))
-        running = Execution.objects.filter(workspace_id=execution.workspace_id, status=Status.RUNNING).count()
-        if running >= settings.CONNECTORS_WORKSPACE_CONCURRENCY:
-            wait = random.uniform(1.0, 3.0)  # noqa: S311 - spreads the re-checks of a large backlog
-            Execution.objects.filter(pk=execution.id).update(run_after=now + timedelta(seconds=wait))
-            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=wait))
-            return None
-        # The row is locked since the SELECT above, so the values written here are also the ones kept in memory.
+        running = (
+            Execution.objects.filter(workspace_id=execution.workspace_id, status=Status.RUNNING)
+            .order_by()
+            .annotate(count=Func(F("pk"), function="COUNT", output_field=IntegerField()))
+        )
         changes = {
             "status": Status.RUNNING,
             "started_at": execution.started_at or now,
             "heartbeat_at": now,
             "worker": _claim_token(),
         }
-        Execution.objects.filter(pk=execution.id).update(attempts=F("attempts") + 1, **changes)
+        claimed = (
+            Execution.objects.filter(pk=execution.id)
+            .filter(LessThan(Subquery(running.values("count")), settings.CONNECTORS_WORKSPACE_CONCURRENCY))
+            .update(attempts=F("attempts") + 1, **changes)
+        )
+        if not claimed:  # the workspace is at its cap
+            wait = random.uniform(1.0, 3.0)  # noqa: S311 - spreads the re-checks of a large backlog
+            Execution.objects.filter(pk=execution.id).update(run_after=now + timedelta(seconds=wait))
+            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=wait))
+            return None
+        # The row is locked since the SELECT above, so the values written are also the ones kept in memory.
         for name, value in changes.items():
             setattr(execution, name, value)
         execution.attempts += 1

@@ -320,6 +320,32 @@ def test_concurrent_claims_of_one_execution_let_exactly_one_win(acme, local_serv
     assert sorted(claims) == [False, False, False, True]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_in_one_workspace_never_exceed_its_cap(acme, local_server, settings, monkeypatch):
+    settings.CONNECTORS_WORKSPACE_CONCURRENCY = 2
+    monkeypatch.setattr(dispatch, "enqueue", lambda execution_id, **kwargs: None)
+    connector = make_connector(acme, [{"name": "one", "url": f"{local_server.url}/one"}])
+    executions = [services.execution_create(connector=connector, input={}, enqueue=False) for _ in range(6)]
+    claims: list[bool] = []
+    barrier = threading.Barrier(len(executions))
+
+    def claim(execution) -> None:
+        try:
+            barrier.wait(timeout=5)
+            claims.append(services.claim(execution.id) is not None)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(execution,)) for execution in executions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+    assert sorted(claims) == [False, False, False, False, True, True]
+    assert Execution.objects.filter(workspace=acme, status=Status.RUNNING).count() == 2
+
+
 # --- counters ---
 
 

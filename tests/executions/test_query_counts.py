@@ -1,0 +1,65 @@
+"""Queries on the execution hot path (docs/performance.md): the execute call, and a worker's run of a
+queued execution, whose cost grows by one statement per step.
+
+pytest-django runs each test inside a transaction, so the transactions of the code under test show here as
+SAVEPOINT / RELEASE SAVEPOINT pairs where production sends BEGIN / COMMIT: the counts are the same.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from executions import services
+from executions.models import Status
+from executions.runtime import process_execution
+from tests.executions.helpers import execute, json_reply, make_connector
+
+
+@pytest.fixture
+def chain(acme, local_server):
+    local_server.route("/step", json_reply({"id": 42}))
+
+    def connector(steps: int):
+        definition = [
+            {"name": f"s{n}", "url": f"{local_server.url}/step", "extract": {"id": "id"}} for n in range(steps)
+        ]
+        return make_connector(acme, definition, name=f"{steps} step(s)")
+
+    return connector
+
+
+def run_queries(connector) -> list[str]:
+    execution = services.execution_create(connector=connector, input={}, enqueue=False)
+    with CaptureQueriesContext(connection) as captured:
+        process_execution(execution.id, reload=False)
+    execution.refresh_from_db()
+    assert execution.status == Status.SUCCEEDED
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def test_a_one_step_run_takes_ten_queries(chain):
+    # claim: BEGIN, SELECT ... FOR NO KEY UPDATE (execution + workspace), UPDATE (guarded by the cap), COMMIT;
+    # the step: one checkpoint statement; finish: BEGIN, UPDATE execution, UPDATE connector, upsert the
+    # daily rollup, COMMIT. Nothing reads the steps of a first run, or credentials it does not use.
+    assert len(run_queries(chain(1))) == 10
+
+
+def test_each_further_step_costs_one_statement(chain):
+    one, five = run_queries(chain(1)), run_queries(chain(5))
+
+    assert len(five) - len(one) == 4
+    checkpoints = [sql for sql in five if "INSERT INTO executions_executionstep" in sql]
+    assert len(checkpoints) == 5
+
+
+def test_execute_api_takes_at_most_six_queries(alice_api, chain, django_assert_max_num_queries):
+    connector = chain(1)
+    execute(alice_api, connector)  # warm: the row-level security check runs once per process
+
+    # The user, the membership, entering the workspace context, the connector, the INSERT, and leaving the
+    # context (in production: BEGIN ... COMMIT around the same, 7). Nothing reads the new execution back.
+    with django_assert_max_num_queries(6):
+        response = execute(alice_api, connector)
+
+    assert response.status_code == 202
+    assert response.json()["steps"] == []
