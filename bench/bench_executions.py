@@ -7,21 +7,24 @@ Run by hand (never part of the test suite); everything it talks to is on 127.0.0
     .venv/bin/python bench/bench_executions.py --profile-only   # queries per execution and a cProfile
 
 What it starts, as child processes: a fast local JSON target (a threaded http.server with keep-alive),
-gunicorn serving config.wsgi, and a Celery worker (prefork or threads pool). It uses the local PostgreSQL
-(database `connectors_bench`, created and migrated if missing) and Redis (db 14 by default, flushed).
+gunicorn serving config.wsgi, and a Celery worker (prefork, threads or gevent pool; `--worker-args` adds
+options). It uses the local PostgreSQL (database `connectors_bench`, created and migrated if missing, its
+execution tables emptied) and Redis (db 14 by default, flushed).
 
 What it measures, per pool and per connector (1 step, 5 steps), with N closed-loop clients (each one POSTs
-/execute, then waits for that execution to finish by polling the database directly, then starts the next):
+/execute, then waits for that execution to finish, seen by one poller thread that reads all the awaited
+statuses in one query every 2 ms, then starts the next):
 
 * completed executions per second (only `succeeded` ones count);
 * execute API latency (p50/p95) and end-to-end latency (p50/p95);
 * CPU ms per execution of the service's processes (gunicorn and Celery trees, their PostgreSQL backends,
-  Redis) and, apart, of the target;
+  Redis) and, apart, of the target and of the clients (this process, poller included);
 * engine cost per step: the 5-step minus the 1-step figures, divided by 4, next to a bare `requests` loop to
   the same target.
 
 Then, in this process: queries per execute call and per execution, and a cProfile of `process_execution`.
-CPU comes from /proc (Linux only). The machine's other load (other test runs) shows in the figures.
+CPU comes from /proc (Linux only). The machine's other load (other test runs) shows in the figures: the report
+prints the load average before and after; run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -264,6 +267,13 @@ class Bench:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.args.database}"')
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env, check=True)
+        # Every run starts from empty execution tables: executions an earlier run left queued or running (its
+        # worker was stopped mid-scenario) would otherwise weigh on every claim's running count, and grown
+        # tables and indexes would make runs incomparable.
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(
+                "TRUNCATE executions_executionstep, executions_execution, executions_connectordailystats CASCADE"
+            )
 
     def setup_django(self) -> None:
         os.environ.update(self.env)
@@ -553,14 +563,15 @@ class Bench:
             process_execution(execution.id)  # warm
             execution = services.execution_create(connector=connector, input={"q": "y", "n": 2}, enqueue=False)
             with CaptureQueriesContext(connection) as run_queries:
-                process_execution(execution.id)
+                process_execution(execution.id, reload=False)  # as the Celery task runs it
             lines.append(
-                f"{steps} step(s): execute API {len(api_queries)} queries (HTTP {response.status_code}); "
-                f"process_execution {len(run_queries)} queries"
+                f"{steps} step(s): execute API {len(api_queries)} queries (HTTP {response.status_code}, no "
+                f"Idempotency-Key); process_execution {len(run_queries)} queries"
             )
             if self.args.show_queries:
                 lines += [f"    api: {q['sql'][:150]}" for q in api_queries.captured_queries]
                 lines += [f"    run: {q['sql'][:150]}" for q in run_queries.captured_queries]
+        lines += self.unloaded_step_cost()
         connector = self.connectors[5]
         ids = [
             services.execution_create(connector=connector, input={"q": f"p{i}", "n": i}, enqueue=False).id
@@ -583,6 +594,41 @@ class Bench:
         lines.append(out.getvalue())
         return "\n".join(lines)
 
+    def unloaded_step_cost(self, runs: int = 200) -> list[str]:
+        """The engine's cost per step without contention: runs one after another in this process (no broker,
+        no web), 5-step minus 1-step over 4, next to the same requests sent by a bare `requests` loop."""
+        import requests
+
+        from executions import services
+        from executions.runtime import process_execution
+
+        timings = {}
+        for steps, connector in self.connectors.items():
+            ids = [
+                services.execution_create(connector=connector, input={"q": f"u{i}", "n": i}, enqueue=False).id
+                for i in range(runs)
+            ]
+            wall, cpu = time.perf_counter(), time.process_time()
+            for execution_id in ids:
+                process_execution(execution_id, reload=False)
+            timings[steps] = (
+                1000 * (time.perf_counter() - wall) / runs,
+                1000 * (time.process_time() - cpu) / runs,
+            )
+        session = requests.Session()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(runs):
+            session.get(f"{self.target_url}/step/0", params={"q": f"u{i}"}, headers={"X-Trace": "U"}).json()
+        bare = (1000 * (time.perf_counter() - wall) / runs, 1000 * (time.process_time() - cpu) / runs)
+        per_step = [(timings[5][k] - timings[1][k]) / 4 for k in (0, 1)]
+        return [
+            f"unloaded, in-process, one run at a time: 1-step {timings[1][0]:.2f} ms wall / {timings[1][1]:.2f} ms "
+            f"CPU, 5-step {timings[5][0]:.2f} ms / {timings[5][1]:.2f} ms per execution",
+            f"  per extra step {per_step[0]:.2f} ms wall / {per_step[1]:.2f} ms CPU; a bare request "
+            f"{bare[0]:.2f} ms / {bare[1]:.2f} ms; engine cost per step {per_step[0] - bare[0]:.2f} ms wall, "
+            f"{per_step[1] - bare[1]:.2f} ms CPU",
+        ]
+
     # --- orchestration ---
 
     def run(self) -> None:
@@ -590,6 +636,7 @@ class Bench:
         self.prepare_database()
         self.setup_django()
         target = self.start_target()
+        self.target_url = target
         self.create_fixtures(target)
         if self.args.profile_only:
             print(self.queries_and_profile())

@@ -133,12 +133,11 @@ WHITENOISE_USE_FINDERS = DEBUG
 MAX_REQUEST_BODY_BYTES = env_int("API_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
-# --- Cache: shared through Redis when there is one, so throttles hold across processes ---
+# --- Cache: shared through Redis when there is one, so throttles hold across processes (core.cache: Django's
+# Redis cache, reusing one client per connection pool) ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CELERY_BROKER_URL}
-    }
+    CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": CELERY_BROKER_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -179,13 +179,13 @@ def claim(execution_id) -> Execution | None:
         # row, locked in one statement. Claims of one workspace queue on the workspace row, so the running count
         # in the UPDATE below (a later statement: it sees every claim committed before this one got the lock)
         # cannot be raced past the cap. NO KEY locks: inserts that reference these rows are not held up.
-        execution = (
-            Execution.objects.select_for_update(no_key=True, of=("self", "workspace"))
-            .select_related("workspace")
-            .filter(pk=execution_id, status=Status.QUEUED)
-            .first()
-        )
-        if execution is None:
+        try:
+            execution = (
+                Execution.objects.select_for_update(no_key=True, of=("self", "workspace"))
+                .select_related("workspace")
+                .get(pk=execution_id, status=Status.QUEUED)
+            )
+        except Execution.DoesNotExist:
             return None
         if execution.cancel_requested:
             _finish_cancelled(execution)
