@@ -84,6 +84,8 @@ class ThrowawayPostgres:
 def postgres() -> Iterator[ThrowawayPostgres]:
     bin_dir = _postgres_bin()
     if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are not installed", pytrace=False)
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     server = ThrowawayPostgres(bin_dir)
     try:
