@@ -144,9 +144,7 @@ class StepSerializer(StrictSerializer):
             raise serializers.ValidationError("Must be an object with a type.")
         auth_type = value.get("type")
         if auth_type not in AUTH_FIELDS:
-            raise serializers.ValidationError(
-                {"type": [f"Unknown auth type; use one of {', '.join(AUTH_FIELDS)}."]}
-            )
+            raise serializers.ValidationError({"type": [f"Unknown auth type; use one of {', '.join(AUTH_FIELDS)}."]})
         allowed = {"type", *AUTH_FIELDS[auth_type]}
         errors: dict[str, list[str]] = {key: ["Unknown field."] for key in sorted(set(value) - allowed)}
         for field in AUTH_FIELDS[auth_type]:
@@ -193,11 +191,7 @@ class StepSerializer(StrictSerializer):
             raise serializers.ValidationError({"body": [error]})
         if attrs["content_type"] is not None and body_type not in ("xml", "raw"):
             raise serializers.ValidationError(
-                {
-                    "content_type": [
-                        "Only xml and raw bodies take content_type; set a Content-Type header instead."
-                    ]
-                }
+                {"content_type": ["Only xml and raw bodies take content_type; set a Content-Type header instead."]}
             )
         return attrs
 
@@ -231,9 +225,7 @@ def _step_references(step: dict) -> list[tuple[str, Any]]:
     sources += [("headers", v) for v in step["headers"].values()]
     sources += [("query", v) for v in step["query"].values()]
     sources += [("auth", v) for k, v in step["auth"].items() if k not in ("type", "in", "name")]
-    sources += (
-        [("body", s) for _loc, s in iter_templates(step["body"])] if step["body_type"] != "none" else []
-    )
+    sources += [("body", s) for _loc, s in iter_templates(step["body"])] if step["body_type"] != "none" else []
     for field, source in sources:
         found += [(field, reference) for reference in compile_template(source).references]
     return found
@@ -261,13 +253,9 @@ class DefinitionSerializer(StrictSerializer):
             raise serializers.ValidationError("Must be an object of contact field -> template.")
         errors = {}
         for target, source in value.items():
-            custom_key = (
-                target.removeprefix("custom_fields.") if target.startswith("custom_fields.") else None
-            )
+            custom_key = target.removeprefix("custom_fields.") if target.startswith("custom_fields.") else None
             if custom_key is None and target not in MAPPABLE_FIELDS:
-                errors[target] = [
-                    f"Unknown contact field; use {', '.join(MAPPABLE_FIELDS)} or custom_fields.<key>."
-                ]
+                errors[target] = [f"Unknown contact field; use {', '.join(MAPPABLE_FIELDS)} or custom_fields.<key>."]
             elif custom_key is not None and not CUSTOM_FIELD_KEY.match(custom_key):
                 errors[target] = ["Custom field keys use letters, digits, _ and -, at most 64."]
             elif not isinstance(source, str):
@@ -320,7 +308,5 @@ def _reference_problem(reference, earlier_steps: set[str]) -> str | None:
         return None
     step_name = reference.path[0]
     if step_name not in earlier_steps:
-        return (
-            f"{{{{{reference.text}}}}} refers to step {step_name!r}, which is not defined before this step."
-        )
+        return f"{{{{{reference.text}}}}} refers to step {step_name!r}, which is not defined before this step."
     return None

@@ -45,9 +45,7 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-KEY_GENERATION_COMMAND = (
-    "python -c \"import base64, os; print('k1:' + base64.b64encode(os.urandom(32)).decode())\""
-)
+KEY_GENERATION_COMMAND = "python -c \"import base64, os; print('k1:' + base64.b64encode(os.urandom(32)).decode())\""
 
 _STANDARD_B64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _URLSAFE_B64_RE = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
@@ -115,8 +113,7 @@ def parse_keys(value: str | None) -> Keyring:
         if not KEY_ID_RE.match(key_id):
             # The id is not echoed: an entry written the wrong way round would put the key here.
             raise KeyConfigError(
-                f"entry {position} of {ENV_VAR} has an invalid key id: "
-                "use 1 to 32 letters, digits, '_' or '-'"
+                f"entry {position} of {ENV_VAR} has an invalid key id: use 1 to 32 letters, digits, '_' or '-'"
             )
         where = f"entry {position} (key id {key_id!r}) of {ENV_VAR}"
         if key_id in positions:
@@ -188,15 +185,12 @@ class Keyring:
             return cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated_data)
         except InvalidTag:
             raise DecryptionError(
-                "the value failed authentication: it was altered, "
-                "or it belongs to another workspace or service"
+                "the value failed authentication: it was altered, or it belongs to another workspace or service"
             ) from None
 
     def reencrypt(self, token: str, *, associated_data: bytes) -> str:
         """Decrypt ``token`` and encrypt it again with the primary key (for rotation)."""
-        return self.encrypt(
-            self.decrypt(token, associated_data=associated_data), associated_data=associated_data
-        )
+        return self.encrypt(self.decrypt(token, associated_data=associated_data), associated_data=associated_data)
 
     def key_id_of(self, token: str) -> str:
         """The key id a token names. Raises :class:`DecryptionError` for a malformed token."""

@@ -258,9 +258,7 @@ def _check_shape(namespace: str, path: tuple[Segment, ...], written: str) -> Non
     if namespace == "workspace" and not (1 <= len(path) <= 2 and all(isinstance(s, str) for s in path)):
         raise TemplateSyntaxError(f"{written} must be workspace.SERVICE or workspace.SERVICE.FIELD")
     if namespace == "steps" and not (len(path) >= 2 and isinstance(path[0], str)):
-        raise TemplateSyntaxError(
-            f"{written} must name a step and what to take from it, e.g. steps.NAME.OUTPUT"
-        )
+        raise TemplateSyntaxError(f"{written} must name a step and what to take from it, e.g. steps.NAME.OUTPUT")
 
 
 def _parse_filters(text: str, written: str) -> tuple[Filter, ...]:

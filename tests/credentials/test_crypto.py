@@ -278,8 +278,7 @@ def test_parse_of_a_generated_entry_works():
         (f"k1:{KEY_1[:-1]}+_", "is not valid base64", KEY_1[:-4]),
         (
             f"{K1},k2:{base64.b64encode(b'0123456789abcdef').decode()}",
-            "entry 2 (key id 'k2') of CONNECTORS_ENCRYPTION_KEYS decodes to 16 bytes; "
-            "AES-256 needs exactly 32",
+            "entry 2 (key id 'k2') of CONNECTORS_ENCRYPTION_KEYS decodes to 16 bytes; AES-256 needs exactly 32",
             base64.b64encode(b"0123456789abcdef").decode(),
         ),
         (
@@ -351,12 +350,8 @@ def test_associated_data_is_unambiguous():
 
 
 def test_associated_data_treats_uuid_objects_and_text_alike():
-    assert credential_associated_data(uuid.UUID(WORKSPACE), "svc") == credential_associated_data(
-        WORKSPACE, "svc"
-    )
-    assert credential_associated_data(WORKSPACE.upper(), "svc") == credential_associated_data(
-        WORKSPACE, "svc"
-    )
+    assert credential_associated_data(uuid.UUID(WORKSPACE), "svc") == credential_associated_data(WORKSPACE, "svc")
+    assert credential_associated_data(WORKSPACE.upper(), "svc") == credential_associated_data(WORKSPACE, "svc")
 
 
 @pytest.mark.parametrize("service_name", ["", "Upper", "-lead", "has space", "a" * 65, "a.b"])

@@ -352,10 +352,7 @@ def test_log_with_bad_arguments_does_not_raise(redacting_caplog):
     with redaction_scope(_redactor("tok-123")):
         logger.info("tok-123 %s %s", "only one")
 
-    assert (
-        redacting_caplog.records[0].getMessage()
-        == f"{REDACTED} %s %s [log arguments dropped: they did not format]"
-    )
+    assert redacting_caplog.records[0].getMessage() == f"{REDACTED} %s %s [log arguments dropped: they did not format]"
 
 
 def test_log_filter_is_idempotent():

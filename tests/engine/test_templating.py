@@ -149,9 +149,7 @@ def test_containers_render_as_compact_json():
 
 
 def test_case_insensitive_dict_renders_as_json():
-    assert (
-        render("{{steps.validate.response.headers}}") == '{"X-Token":"tok","Content-Type":"application/json"}'
-    )
+    assert render("{{steps.validate.response.headers}}") == '{"X-Token":"tok","Content-Type":"application/json"}'
 
 
 def test_to_text_conversions():
@@ -378,9 +376,7 @@ def test_has_expressions():
 
 
 def test_references_in_order_of_appearance():
-    template = compile_template(
-        "{{input.a}} {{ steps.s.items[*].id | json }} {{input.a}} {{workspace.crm.user}}"
-    )
+    template = compile_template("{{input.a}} {{ steps.s.items[*].id | json }} {{input.a}} {{workspace.crm.user}}")
     assert template.references == (
         Reference(namespace="input", path=("a",), text="input.a"),
         Reference(namespace="steps", path=("s", "items", WILDCARD, "id"), text="steps.s.items[*].id"),
@@ -484,9 +480,7 @@ def test_filters_without_a_reference_are_a_syntax_error():
     assert str(excinfo.value) == "no reference before the filters in {{ | upper }}"
 
 
-@pytest.mark.parametrize(
-    "source", ["{{input..a}}", "{{input.a[}}", "{{input.a[x]}}", "{{input.a b}}", "{{input.}}"]
-)
+@pytest.mark.parametrize("source", ["{{input..a}}", "{{input.a[}}", "{{input.a[x]}}", "{{input.a b}}", "{{input.}}"])
 def test_bad_path_is_a_syntax_error(source):
     with pytest.raises(TemplateSyntaxError) as excinfo:
         compile_template(source)
@@ -531,10 +525,7 @@ def test_trailing_filter_bar_is_a_syntax_error():
 def test_default_without_argument_is_a_syntax_error():
     with pytest.raises(TemplateSyntaxError) as excinfo:
         compile_template("{{ input.name | default }}")
-    assert (
-        str(excinfo.value)
-        == "'default' needs an argument, e.g. default:\"n/a\", in {{ input.name | default }}"
-    )
+    assert str(excinfo.value) == "'default' needs an argument, e.g. default:\"n/a\", in {{ input.name | default }}"
 
 
 @pytest.mark.parametrize("argument", ["x", "'x'", "", "5"])
@@ -589,8 +580,7 @@ def test_syntax_errors_are_value_errors():
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
     max_leaves=12,
 )
 
