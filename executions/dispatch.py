@@ -1,21 +1,37 @@
 """Hands an execution id to whatever runs executions: Celery when a broker is configured, otherwise a
-thread pool inside this process (the embedded mode of CONTRACT §1) running the very same task code."""
+thread pool inside this process (the embedded mode) running the very same code.
+
+It imports nothing of the execution lifecycle: the Celery task is sent by name, and the embedded runner is
+registered by `ExecutionsConfig.ready()`, so `services -> dispatch` does not lead back to them.
+"""
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connections
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from config.celery import app as celery_app
+
 logger = logging.getLogger(__name__)
 
 TIME_LIMIT_MARGIN_SECONDS = 30
 DEFAULT_MAX_DURATION_SECONDS = 900
 
+RUN_EXECUTION_TASK = "executions.tasks.run_execution"
+
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_embedded_runner: Callable[[str], object] | None = None
+
+
+def register_embedded_runner(runner: Callable[[str], object]) -> None:
+    """What runs an execution id in embedded mode (`executions.runtime.process_execution`)."""
+    global _embedded_runner
+    _embedded_runner = runner
 
 
 def enqueue(execution_id, *, delay: float = 0.0, max_duration: int = DEFAULT_MAX_DURATION_SECONDS) -> None:
@@ -28,10 +44,9 @@ def enqueue(execution_id, *, delay: float = 0.0, max_duration: int = DEFAULT_MAX
     """
     delay = min(max(delay, 0.0), settings.CELERY_VISIBILITY_TIMEOUT_SECONDS - 60)
     if settings.CELERY_BROKER_URL:
-        from executions.tasks import run_execution
-
         try:
-            run_execution.apply_async(
+            celery_app.send_task(
+                RUN_EXECUTION_TASK,
                 args=[str(execution_id)],
                 countdown=delay or None,
                 soft_time_limit=max_duration + TIME_LIMIT_MARGIN_SECONDS,
@@ -58,10 +73,10 @@ def _submit(execution_id) -> None:
 
 
 def _run_embedded(execution_id: str) -> None:
-    from executions.runtime import process_execution
-
     try:
-        process_execution(execution_id, reload=False)
+        if _embedded_runner is None:
+            raise RuntimeError("No embedded runner: ExecutionsConfig.ready() registers it")
+        _embedded_runner(execution_id)
     except Exception:
         logger.exception("Embedded execution %s failed unexpectedly", execution_id)
     finally:

@@ -79,6 +79,25 @@ class Execution(models.Model):
         return f"{self.connector_id} {self.status} {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
+# The recorded fields of a step, written once: the checkpoint's SQL (executions.lifecycle), the API's step
+# fields (all but `sealed`, executions.serializers) and the runner's StepRecord read back on resume
+# (executions.runtime) are derived from it. `execution` and `index` identify the step and are not in it.
+STEP_RECORD_FIELDS = (
+    "name",
+    "status",
+    "attempts",
+    "request",
+    "response",
+    "extracted",
+    "error",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "sealed",
+)
+STEP_API_FIELDS = tuple(name for name in STEP_RECORD_FIELDS if name != "sealed")
+
+
 class ExecutionStep(models.Model):
     """The checkpoint of one step: written once when the step reaches its final state."""
 

@@ -26,8 +26,8 @@ from connectors.engine.http import AddressPolicy, SafeHttpClient
 from connectors.engine.redaction import Redactor, redaction_scope
 from connectors.engine.runner import Hooks, PendingRetry, Runner, StepRecord, render_contact_mapping
 from credentials.provider import VaultCredentialProvider
-from executions import sealing, services
-from executions.models import Execution, Status
+from executions import lifecycle, sealing
+from executions.models import STEP_API_FIELDS, Execution, Status
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
     OperationalError/InterfaceError when the database stayed unreachable and the run could not be handed
     back (the sweeper requeues it once the database is back).
     """
-    execution = services.claim(execution_id)
+    execution = lifecycle.claim(execution_id)
     if execution is None:
         return None
     redactor = Redactor()
@@ -94,7 +94,7 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
         try:
             with redaction_scope(redactor):
                 _advance(execution, redactor, provider, on_step, deadline)
-        except services.LostClaim:
+        except lifecycle.LostClaim:
             logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
         except SoftTimeLimitExceeded:
             _fail(execution, "The execution ran out of time (max_duration_seconds).")
@@ -121,7 +121,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
         "workspace": WorkspaceNamespace(provider, redactor),
     }
     finished = []
-    if not services.never_ran(execution):
+    if not lifecycle.never_ran(execution):
         finished = _patiently(lambda: [_record_from_row(row) for row in execution.step_records.order_by("index")])
     records = list(finished)
     # Whether the run is still this claim's and not cancelled: true at the claim, then as each checkpoint
@@ -129,7 +129,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
     running = [True]
 
     def checkpoint(record: StepRecord) -> None:
-        running[0] = _patiently(services.checkpoint_step, execution, record)
+        running[0] = _patiently(lifecycle.checkpoint_step, execution, record)
         records.append(record)
         if on_step is not None:
             on_step(record)
@@ -148,13 +148,13 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
         deadline=deadline,
     )
     if outcome.state == "waiting":
-        _patiently(services.schedule_retry, execution, outcome.retry)
+        _patiently(lifecycle.schedule_retry, execution, outcome.retry)
         return
     if outcome.state == "stopped":
-        if shutdown_requested() and _patiently(services.release, execution):
+        if shutdown_requested() and _patiently(lifecycle.release, execution):
             logger.info("Execution %s handed back to the queue: this worker is shutting down", execution.id)
         else:
-            services.disown(execution)  # cancelled (or taken away): nothing more to do here
+            lifecycle.disown(execution)  # cancelled (or taken away): nothing more to do here
         return
     output = {r.name: r.extracted for r in records if r.status == "succeeded"}
     values, notes = {}, []
@@ -164,7 +164,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
         if execution.contact_id is None:
             notes.append("contact_mapping not applied: the execution has no contact.")
     _patiently(
-        services.finish,
+        lifecycle.finish,
         execution,
         status=outcome.status,
         output=output,
@@ -175,7 +175,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
 
 
 def _fail(execution: Execution, message: str) -> None:
-    _patiently(services.finish, execution, status=Status.FAILED, output={}, error=message, notes=[])
+    _patiently(lifecycle.finish, execution, status=Status.FAILED, output={}, error=message, notes=[])
 
 
 def _patiently(action: Callable[..., T], *args, **kwargs) -> T:
@@ -204,7 +204,7 @@ def _release_quietly(execution: Execution) -> bool:
     try:
         if not connection.in_atomic_block:
             connection.close_if_unusable_or_obsolete()
-        services.release(execution, delay=RELEASE_DELAY_SECONDS)
+        lifecycle.release(execution, delay=RELEASE_DELAY_SECONDS)
     except DATABASE_ERRORS:
         return False
     return True
@@ -241,7 +241,7 @@ class _Heartbeat:
         try:
             while not self._stop.wait(interval) and time.monotonic() < self._until:
                 try:
-                    if not services.heartbeat(self._execution):
+                    if not lifecycle.heartbeat(self._execution):
                         return
                 except DATABASE_ERRORS:
                     logger.warning("Heartbeat of execution %s failed: database unreachable", self._execution.id)
@@ -271,15 +271,6 @@ def _pending_retry(state: dict) -> PendingRetry | None:
 def _record_from_row(row) -> StepRecord:
     return StepRecord(
         index=row.index,
-        name=row.name,
-        status=row.status,
-        attempts=row.attempts,
-        request=row.request,
-        response=row.response,
-        extracted=row.extracted,
-        error=row.error,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        duration_ms=row.duration_ms,
+        **{name: getattr(row, name) for name in STEP_API_FIELDS},
         sealed=sealing.unseal(row.execution_id, row.index, row.sealed),
     )

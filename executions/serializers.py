@@ -1,23 +1,12 @@
 from rest_framework import serializers
 
-from executions.models import Execution, ExecutionStep
+from executions.models import STEP_API_FIELDS, Execution, ExecutionStep
 
 
 class ExecutionStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = ExecutionStep
-        fields = [
-            "name",
-            "status",
-            "attempts",
-            "request",
-            "response",
-            "extracted",
-            "error",
-            "started_at",
-            "finished_at",
-            "duration_ms",
-        ]
+        fields = list(STEP_API_FIELDS)
 
 
 class ExecutionSerializer(serializers.ModelSerializer):

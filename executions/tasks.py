@@ -5,7 +5,7 @@ from celery.signals import worker_shutting_down
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from executions import runtime, services
+from executions import lifecycle, runtime
 from executions.runtime import process_execution
 
 
@@ -31,7 +31,7 @@ def run_execution(execution_id: str) -> None:
 @shared_task(ignore_result=True)
 def requeue_stuck_executions(stale_after: int | None = None) -> int:
     """The sweeper, run by beat every CONNECTORS_REQUEUE_INTERVAL_SECONDS; safe to run anywhere, concurrently."""
-    return services.requeue_stuck(stale_after=stale_after or settings.CONNECTORS_REQUEUE_STALE_AFTER_SECONDS)
+    return lifecycle.requeue_stuck(stale_after=stale_after or settings.CONNECTORS_REQUEUE_STALE_AFTER_SECONDS)
 
 
 @worker_shutting_down.connect

@@ -1,6 +1,6 @@
 """Runs the steps of a connector definition: render, send, parse, extract, report.
 
-Pure engine code: no database, no Celery. The caller (executions.services) owns persistence; it hands the
+Pure engine code: no database, no Celery. The caller (executions.runtime) owns persistence; it hands the
 runner a context and hooks, and gets back step records to checkpoint and a verdict. One call to
 `Runner.advance` runs steps until the execution finishes, must wait before a retry (the caller reschedules it
 instead of sleeping in a worker), or is told to stop.

@@ -1,6 +1,6 @@
 """The execution lifecycle in the database: claim, fencing, sweeper, cancel, counters, retention.
 
-These drive executions/services.py directly (and executions/runtime.py where a step must really be sent);
+These drive executions/lifecycle.py directly (and executions/runtime.py where a step must really be sent);
 the fault tests in tests/fault/ do the same with real workers, a real broker and a real PostgreSQL outage.
 """
 
@@ -16,7 +16,7 @@ from django.utils import timezone
 from connectors.engine.runner import PendingRetry, StepRecord
 from connectors.models import Connector
 from core.exceptions import Conflict
-from executions import dispatch, runtime, services
+from executions import dispatch, lifecycle, runtime, services
 from executions.models import ConnectorDailyStats, Execution, ExecutionStep, Status
 from executions.tasks import run_execution
 from tests.executions.helpers import make_connector
@@ -61,18 +61,18 @@ def _counters(connector) -> tuple[int, int, int]:
 
 
 def test_second_claim_of_the_same_execution_gets_none(queued):
-    first = services.claim(queued.id)
+    first = lifecycle.claim(queued.id)
 
     assert first.status == Status.RUNNING
-    assert services.claim(queued.id) is None
+    assert lifecycle.claim(queued.id) is None
     assert Execution.objects.get(pk=queued.pk).attempts == 1
 
 
 def test_each_claim_writes_its_own_token(queued):
-    first = services.claim(queued.id)
+    first = lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
-    services.requeue_stuck(stale_after=60)
-    second = services.claim(queued.id)
+    lifecycle.requeue_stuck(stale_after=60)
+    second = lifecycle.claim(queued.id)
 
     assert first.worker
     assert second.worker
@@ -82,7 +82,7 @@ def test_each_claim_writes_its_own_token(queued):
 def test_claim_of_a_cancelled_execution_gets_none(queued):
     services.execution_cancel(execution=queued)
 
-    assert services.claim(queued.id) is None
+    assert lifecycle.claim(queued.id) is None
 
 
 def test_duplicate_task_delivery_runs_the_execution_once(queued, local_server):
@@ -99,40 +99,40 @@ def test_duplicate_task_delivery_runs_the_execution_once(queued, local_server):
 
 
 def test_stale_claim_cannot_checkpoint_after_the_run_was_requeued(queued):
-    stale = services.claim(queued.id)
+    stale = lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
-    services.requeue_stuck(stale_after=60)
-    services.claim(queued.id)
+    lifecycle.requeue_stuck(stale_after=60)
+    lifecycle.claim(queued.id)
 
-    with pytest.raises(services.LostClaim):
-        services.checkpoint_step(stale, _record(0, "one"))
+    with pytest.raises(lifecycle.LostClaim):
+        lifecycle.checkpoint_step(stale, _record(0, "one"))
     assert not ExecutionStep.objects.filter(execution=queued).exists()
 
 
 def test_stale_claim_cannot_finish_or_schedule_a_retry(queued, connector):
-    stale = services.claim(queued.id)
+    stale = lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
-    services.requeue_stuck(stale_after=60)
-    current = services.claim(queued.id)
+    lifecycle.requeue_stuck(stale_after=60)
+    current = lifecycle.claim(queued.id)
     retry = PendingRetry(index=0, attempts=1, delay=1.0, error="HTTP 503", started_at=None)
 
-    assert services.schedule_retry(stale, retry) is False
-    assert services.finish(stale, status=Status.FAILED, output={}, error="x", notes=[]) is False
-    assert services.finish(current, status=Status.SUCCEEDED, output={}, error=None, notes=[]) is True
+    assert lifecycle.schedule_retry(stale, retry) is False
+    assert lifecycle.finish(stale, status=Status.FAILED, output={}, error="x", notes=[]) is False
+    assert lifecycle.finish(current, status=Status.SUCCEEDED, output={}, error=None, notes=[]) is True
     assert Execution.objects.get(pk=queued.pk).status == Status.SUCCEEDED
     assert _counters(connector) == (1, 1, 0)
 
 
 def test_heartbeat_renews_only_the_owning_claim(queued):
-    stale = services.claim(queued.id)
+    stale = lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
-    services.requeue_stuck(stale_after=60)
-    current = services.claim(queued.id)
+    lifecycle.requeue_stuck(stale_after=60)
+    current = lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
 
-    assert services.heartbeat(stale) is False
+    assert lifecycle.heartbeat(stale) is False
     assert Execution.objects.get(pk=queued.pk).heartbeat_at < timezone.now() - timedelta(minutes=59)
-    assert services.heartbeat(current) is True
+    assert lifecycle.heartbeat(current) is True
     assert Execution.objects.get(pk=queued.pk).heartbeat_at > timezone.now() - timedelta(minutes=1)
 
 
@@ -140,11 +140,11 @@ def test_heartbeat_renews_only_the_owning_claim(queued):
 
 
 def test_resumed_execution_starts_at_its_first_unfinished_step(queued, local_server):
-    crashed = services.claim(queued.id)
+    crashed = lifecycle.claim(queued.id)
     one = _record(0, "one", extracted={"token": "t1"}, response={"status_code": 200, "headers": {}, "body": {}})
-    services.checkpoint_step(crashed, one)
+    lifecycle.checkpoint_step(crashed, one)
     _age(queued, heartbeat_at=True)  # the worker died while sending step two
-    services.requeue_stuck(stale_after=60)
+    lifecycle.requeue_stuck(stale_after=60)
 
     runtime.process_execution(queued.id)
 
@@ -172,11 +172,11 @@ def test_a_worker_shutting_down_hands_the_run_back_before_its_next_step(queued, 
 
 
 def test_requeue_moves_a_running_execution_with_a_stale_heartbeat(queued, django_capture_on_commit_callbacks):
-    services.claim(queued.id)
+    lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
 
     with django_capture_on_commit_callbacks() as enqueued:
-        assert services.requeue_stuck(stale_after=60) == 1
+        assert lifecycle.requeue_stuck(stale_after=60) == 1
 
     execution = Execution.objects.get(pk=queued.pk)
     assert (execution.status, execution.worker, execution.requeue_count) == (Status.QUEUED, "", 1)
@@ -187,7 +187,7 @@ def test_requeue_enqueues_a_stale_queued_execution_without_counting_it(queued, d
     _age(queued, run_after=True)  # its broker message was lost
 
     with django_capture_on_commit_callbacks() as enqueued:
-        assert services.requeue_stuck(stale_after=60) == 1
+        assert lifecycle.requeue_stuck(stale_after=60) == 1
 
     execution = Execution.objects.get(pk=queued.pk)
     assert (execution.status, execution.requeue_count) == (Status.QUEUED, 0)
@@ -198,7 +198,7 @@ def test_requeue_enqueues_a_stale_queued_execution_without_counting_it(queued, d
 def test_requeue_leaves_fresh_waiting_and_finished_executions_alone(connector, django_capture_on_commit_callbacks):
     fresh_queued = services.execution_create(connector=connector, input={}, enqueue=False)
     fresh_running = services.execution_create(connector=connector, input={}, enqueue=False)
-    services.claim(fresh_running.id)
+    lifecycle.claim(fresh_running.id)
     waiting_retry = services.execution_create(connector=connector, input={}, enqueue=False)
     Execution.objects.filter(pk=waiting_retry.pk).update(run_after=timezone.now() + timedelta(minutes=5))
     old_finished = services.execution_create(connector=connector, input={}, enqueue=False)
@@ -207,7 +207,7 @@ def test_requeue_leaves_fresh_waiting_and_finished_executions_alone(connector, d
     )
 
     with django_capture_on_commit_callbacks() as enqueued:
-        assert services.requeue_stuck(stale_after=60) == 0
+        assert lifecycle.requeue_stuck(stale_after=60) == 0
 
     assert enqueued == []
     statuses = dict(Execution.objects.values_list("pk", "status"))
@@ -220,25 +220,25 @@ def test_requeue_leaves_fresh_waiting_and_finished_executions_alone(connector, d
 
 
 def test_a_second_sweep_does_not_requeue_again(queued):
-    services.claim(queued.id)
+    lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
 
-    assert services.requeue_stuck(stale_after=60) == 1
-    assert services.requeue_stuck(stale_after=60) == 0
+    assert lifecycle.requeue_stuck(stale_after=60) == 1
+    assert lifecycle.requeue_stuck(stale_after=60) == 0
     assert Execution.objects.get(pk=queued.pk).requeue_count == 1
 
 
 def test_execution_requeued_max_times_ends_failed_with_a_message(queued, connector):
-    Execution.objects.filter(pk=queued.pk).update(requeue_count=services.MAX_REQUEUES)
-    services.claim(queued.id)
+    Execution.objects.filter(pk=queued.pk).update(requeue_count=lifecycle.MAX_REQUEUES)
+    lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
 
-    assert services.requeue_stuck(stale_after=60) == 0
+    assert lifecycle.requeue_stuck(stale_after=60) == 0
 
     execution = Execution.objects.get(pk=queued.pk)
     assert execution.status == Status.FAILED
     assert execution.error == (
-        f"Abandoned: the execution was requeued {services.MAX_REQUEUES} times (its worker stopped each time) "
+        f"Abandoned: the execution was requeued {lifecycle.MAX_REQUEUES} times (its worker stopped each time) "
         "without finishing; it is not retried again."
     )
     assert execution.finished_at is not None
@@ -246,7 +246,7 @@ def test_execution_requeued_max_times_ends_failed_with_a_message(queued, connect
 
 
 def test_requeue_command_prints_how_many(queued):
-    services.claim(queued.id)
+    lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
     out = StringIO()
 
@@ -274,7 +274,7 @@ def test_concurrent_sweepers_requeue_a_stuck_execution_once(acme, local_server, 
     monkeypatch.setattr(dispatch, "enqueue", lambda execution_id, **kwargs: enqueued.append(execution_id))
     connector = make_connector(acme, [{"name": "one", "url": f"{local_server.url}/one"}])
     execution = services.execution_create(connector=connector, input={}, enqueue=False)
-    services.claim(execution.id)
+    lifecycle.claim(execution.id)
     _age(execution, heartbeat_at=True)
     counts: list[int] = []
     barrier = threading.Barrier(4)
@@ -282,7 +282,7 @@ def test_concurrent_sweepers_requeue_a_stuck_execution_once(acme, local_server, 
     def sweep() -> None:
         try:
             barrier.wait(timeout=5)
-            counts.append(services.requeue_stuck(stale_after=60))
+            counts.append(lifecycle.requeue_stuck(stale_after=60))
         finally:
             connection.close()
 
@@ -307,7 +307,7 @@ def test_concurrent_claims_of_one_execution_let_exactly_one_win(acme, local_serv
     def claim() -> None:
         try:
             barrier.wait(timeout=5)
-            claims.append(services.claim(execution.id) is not None)
+            claims.append(lifecycle.claim(execution.id) is not None)
         finally:
             connection.close()
 
@@ -332,7 +332,7 @@ def test_concurrent_claims_in_one_workspace_never_exceed_its_cap(acme, local_ser
     def claim(execution) -> None:
         try:
             barrier.wait(timeout=5)
-            claims.append(services.claim(execution.id) is not None)
+            claims.append(lifecycle.claim(execution.id) is not None)
         finally:
             connection.close()
 
@@ -350,10 +350,10 @@ def test_concurrent_claims_in_one_workspace_never_exceed_its_cap(acme, local_ser
 
 
 def test_counters_are_exact_under_a_duplicate_finish(queued, connector):
-    claimed = services.claim(queued.id)
+    claimed = lifecycle.claim(queued.id)
 
-    first = services.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[])
-    second = services.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[])
+    first = lifecycle.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[])
+    second = lifecycle.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[])
 
     assert (first, second) == (True, False)
     assert _counters(connector) == (1, 1, 0)
@@ -365,25 +365,25 @@ def test_counters_are_exact_under_a_duplicate_finish(queued, connector):
 
 
 def test_cancel_of_a_running_execution_is_immediate_and_stops_its_run(queued, connector):
-    claimed = services.claim(queued.id)
+    claimed = lifecycle.claim(queued.id)
 
     cancelled = services.execution_cancel(execution=Execution.objects.get(pk=queued.pk))
 
     assert cancelled.status == Status.CANCELLED
     assert cancelled.error == "Cancelled on request."
     # The step in flight is still recorded (its request was sent), and the checkpoint says to stop there.
-    assert services.checkpoint_step(claimed, _record(0, "one")) is False
+    assert lifecycle.checkpoint_step(claimed, _record(0, "one")) is False
     retry = PendingRetry(index=1, attempts=1, delay=1.0, error="HTTP 503", started_at=None)
-    assert services.schedule_retry(claimed, retry) is False
-    assert services.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[]) is False
+    assert lifecycle.schedule_retry(claimed, retry) is False
+    assert lifecycle.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[]) is False
     assert Execution.objects.get(pk=queued.pk).status == Status.CANCELLED
     assert list(ExecutionStep.objects.filter(execution=queued).values_list("name", flat=True)) == ["one"]
     assert _counters(connector) == (1, 0, 0)
 
 
 def test_cancel_of_a_finished_execution_is_a_conflict(queued, connector):
-    claimed = services.claim(queued.id)
-    services.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[])
+    claimed = lifecycle.claim(queued.id)
+    lifecycle.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[])
 
     with pytest.raises(Conflict):
         services.execution_cancel(execution=queued)
@@ -417,8 +417,8 @@ def test_prune_deletes_old_finished_executions_and_keeps_the_rest(connector):
 
 def test_prune_keeps_the_counters(connector):
     execution = services.execution_create(connector=connector, input={}, enqueue=False)
-    claimed = services.claim(execution.id)
-    services.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[])
+    claimed = lifecycle.claim(execution.id)
+    lifecycle.finish(claimed, status=Status.SUCCEEDED, output={}, error=None, notes=[])
     Execution.objects.filter(pk=execution.pk).update(created_at=timezone.now() - timedelta(days=40))
 
     call_command("prune_executions", "--older-than", "30", stdout=StringIO(), stderr=StringIO())

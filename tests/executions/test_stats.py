@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from executions import services
+from executions import lifecycle, services
 from executions.models import Execution, Status
 from tests.executions.helpers import execute, json_reply, make_connector, run_to_end
 from tests.local_server import Reply
@@ -20,14 +20,14 @@ def finish_at(monkeypatch, connector, status: str, *, duration_ms: int, days_ago
     """An execution claimed and finished through the lifecycle services, `days_ago` days back, having run for
     exactly `duration_ms`."""
     execution = services.execution_create(connector=connector, input={}, enqueue=False)
-    execution = services.claim(execution.id)
+    execution = lifecycle.claim(execution.id)
     finished = timezone.now() - timedelta(days=days_ago)
     # The claim's started_at, in the row and in the worker's copy that finish() measures the duration from.
     execution.started_at = finished - timedelta(milliseconds=duration_ms)
     Execution.objects.filter(pk=execution.pk).update(started_at=execution.started_at)
     with monkeypatch.context() as patch:
         patch.setattr(timezone, "now", lambda: finished)
-        assert services.finish(execution, status=status, output={}, error=None, notes=[])
+        assert lifecycle.finish(execution, status=status, output={}, error=None, notes=[])
     return execution
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from connectors.models import Connector
-from executions import services
+from executions import lifecycle, services
 from executions.models import ConnectorDailyStats, Execution, ExecutionStep, Status
 from executions.tasks import run_execution
 from tests.executions.helpers import execute, make_connector
@@ -56,7 +56,7 @@ def requeue_until(count: int, *, stale_after: int, timeout: float = 15) -> None:
 
     def sweep() -> bool:
         nonlocal requeued
-        requeued += services.requeue_stuck(stale_after=stale_after)
+        requeued += lifecycle.requeue_stuck(stale_after=stale_after)
         return requeued >= count
 
     wait_until(sweep, timeout=timeout, what=f"the sweeper to requeue {count} execution(s)", interval=0.5)

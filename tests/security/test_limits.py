@@ -22,7 +22,7 @@ from connectors.engine.redaction import Redactor
 from connectors.engine.runner import Hooks, Runner
 from connectors.validation import MAX_DEFINITION_BYTES, MAX_ENTRIES, MAX_STEPS, MAX_TEMPLATE_LENGTH
 from contacts.models import Contact
-from executions import dispatch, services
+from executions import dispatch, lifecycle, services
 from executions.models import Execution
 from tests.conftest import client_for
 from tests.factories import PASSWORD, ConnectorFactory, MembershipFactory, UserFactory, normalized_definition
@@ -187,9 +187,9 @@ def test_executions_over_the_workspace_cap_wait_queued_and_are_never_refused(
 
     answers = [api.post(f"/api/v1/connectors/{connector.id}/execute", {"input": {}}, format="json") for _ in range(3)]
     first, second, third = (a.json()["id"] for a in answers)
-    running = services.claim(first)
-    waiting = services.claim(second)
-    other_workspace = services.claim(
+    running = lifecycle.claim(first)
+    waiting = lifecycle.claim(second)
+    other_workspace = lifecycle.claim(
         services.execution_create(connector=ConnectorFactory(workspace=globex), input={}, enqueue=False).id
     )
 
@@ -206,13 +206,13 @@ def test_a_waiting_execution_is_asked_for_again_once_its_workspace_has_room(sett
     connector = ConnectorFactory(workspace=acme)
     first = services.execution_create(connector=connector, input={}, enqueue=False)
     second = services.execution_create(connector=connector, input={}, enqueue=False)
-    services.claim(first.id)
+    lifecycle.claim(first.id)
     callbacks = []
     monkeypatch.setattr("django.db.transaction.on_commit", lambda fn, *a, **k: callbacks.append(fn))
     requeued: list[float] = []
     monkeypatch.setattr(dispatch, "enqueue", lambda execution_id, **kw: requeued.append(kw.get("delay", 0.0)))
 
-    assert services.claim(second.id) is None
+    assert lifecycle.claim(second.id) is None
     for callback in callbacks:
         callback()
 
@@ -221,7 +221,7 @@ def test_a_waiting_execution_is_asked_for_again_once_its_workspace_has_room(sett
     Execution.objects.filter(pk=first.id).update(status="succeeded")
     second.refresh_from_db()
     Execution.objects.filter(pk=second.id).update(run_after=None)
-    assert services.claim(second.id).status == "running"
+    assert lifecycle.claim(second.id).status == "running"
 
 
 # ------------------------------------------------------------------------------------------------------------

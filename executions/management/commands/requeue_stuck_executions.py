@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from executions.services import requeue_stuck
+from executions.lifecycle import requeue_stuck
 
 
 class Command(BaseCommand):

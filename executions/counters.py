@@ -1,0 +1,71 @@
+"""The counters of finished executions: the connector's totals and the per-day rollup behind its statistics.
+
+Each is an increment (`F()` or an upsert) in the transaction that sets the execution's final status, so every
+execution is counted exactly once however many workers race, and statistics stay cheap however many
+executions there are.
+"""
+
+from datetime import datetime
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+
+from connectors.models import Connector
+from executions.models import ConnectorDailyStats, Status
+
+
+def count(connector_id, workspace_id, status: str, duration_ms: int | None, now: datetime) -> None:
+    """Counts a finished execution once: the connector's counters, and the daily rollup for succeeded and failed
+    runs. Called in the transaction that sets the final status, so a run is counted exactly when it finishes."""
+    succeeded = int(status == Status.SUCCEEDED)
+    failed = int(status == Status.FAILED)
+    Connector.objects.filter(pk=connector_id).update(
+        total_executions=F("total_executions") + 1,
+        successful_executions=F("successful_executions") + succeeded,
+        failed_executions=F("failed_executions") + failed,
+        last_executed_at=now,
+    )
+    if not (succeeded or failed):
+        return
+    day = now.date()
+    if connection.vendor == "postgresql":
+        _add_to_daily_rollup(connector_id, workspace_id, day, succeeded, failed, duration_ms or 0)
+        return
+    updated = ConnectorDailyStats.objects.filter(connector_id=connector_id, date=day).update(
+        succeeded=F("succeeded") + succeeded,
+        failed=F("failed") + failed,
+        total_duration_ms=F("total_duration_ms") + (duration_ms or 0),
+    )
+    if not updated:
+        try:
+            with transaction.atomic():
+                ConnectorDailyStats.objects.create(
+                    connector_id=connector_id,
+                    workspace_id=workspace_id,
+                    date=day,
+                    succeeded=succeeded,
+                    failed=failed,
+                    total_duration_ms=duration_ms or 0,
+                )
+        except IntegrityError:
+            ConnectorDailyStats.objects.filter(connector_id=connector_id, date=day).update(
+                succeeded=F("succeeded") + succeeded,
+                failed=F("failed") + failed,
+                total_duration_ms=F("total_duration_ms") + (duration_ms or 0),
+            )
+
+
+_DAILY_ROLLUP_SQL = """
+    INSERT INTO executions_connectordailystats (connector_id, workspace_id, date, succeeded, failed, total_duration_ms)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (connector_id, date) DO UPDATE SET
+        succeeded = executions_connectordailystats.succeeded + EXCLUDED.succeeded,
+        failed = executions_connectordailystats.failed + EXCLUDED.failed,
+        total_duration_ms = executions_connectordailystats.total_duration_ms + EXCLUDED.total_duration_ms
+"""
+
+
+def _add_to_daily_rollup(connector_id, workspace_id, day, succeeded: int, failed: int, duration_ms: int) -> None:
+    """PostgreSQL: one upsert instead of UPDATE, then INSERT in a savepoint, then UPDATE again on a race."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DAILY_ROLLUP_SQL, [connector_id, workspace_id, day, succeeded, failed, duration_ms])

@@ -1,0 +1,343 @@
+"""The life of an execution in a worker, in the database: claim, heartbeat, checkpoint, retry, release,
+finish, and the sweeper that requeues stuck runs.
+
+The row is the truth; a broker message only says "look at this execution". Every transition is a conditional
+UPDATE on the current status, so a duplicate delivery, a crashed worker or a concurrent sweeper can cost time
+but never a second run of a step that succeeded or a second count in the counters.
+
+A claim writes a fresh token into `Execution.worker`; every later write of the run (heartbeat, checkpoint,
+retry, finish, release) is conditional on that token. Once the sweeper has taken a run away from a worker it
+believed dead, that worker can no longer write anything, so the steps checkpointed are always a prefix written
+by the current owner, and the next owner reads them after its claim: a checkpointed step is never sent again.
+See docs/reliability.md.
+"""
+
+import functools
+import logging
+import os
+import random
+import socket
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Func, IntegerField, Q, Subquery
+from django.db.models.lookups import LessThan
+from django.utils import timezone
+
+from contacts.services import contact_apply_mapping
+from executions import counters, dispatch, sealing
+from executions.models import STEP_RECORD_FIELDS, Execution, ExecutionStep, Status
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEUES = 5
+CANCELLED_MESSAGE = "Cancelled on request."
+
+
+class LostClaim(Exception):
+    """This worker no longer owns the execution (it was cancelled, finished, or requeued by the sweeper)."""
+
+
+def _claim_token() -> str:
+    """Unique per claim (not per process or thread), so it fences one run of one execution."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def claim(execution_id) -> Execution | None:
+    """Moves a queued execution to running for this worker; None when someone else has it, it is waiting
+    for a retry, it was cancelled, or its workspace is at its concurrency cap (it then stays queued and is
+    enqueued again shortly)."""
+    now = timezone.now()
+    with transaction.atomic():
+        # The whole row (what the run needs: no query stands between the claim and the run) and its workspace's
+        # row, locked in one statement. Claims of one workspace queue on the workspace row, so the running count
+        # in the UPDATE below (a later statement: it sees every claim committed before this one got the lock)
+        # cannot be raced past the cap. NO KEY locks: inserts that reference these rows are not held up.
+        try:
+            execution = (
+                Execution.objects.select_for_update(no_key=True, of=("self", "workspace"))
+                .select_related("workspace")
+                .get(pk=execution_id, status=Status.QUEUED)
+            )
+        except Execution.DoesNotExist:
+            return None
+        if execution.cancel_requested:
+            _finish_cancelled(execution)
+            return None
+        if execution.run_after and execution.run_after > now + timedelta(seconds=1):
+            return None  # an early duplicate of a delayed retry; the scheduled message will come
+        running = (
+            Execution.objects.filter(workspace_id=execution.workspace_id, status=Status.RUNNING)
+            .order_by()
+            .annotate(count=Func(F("pk"), function="COUNT", output_field=IntegerField()))
+        )
+        changes = {
+            "status": Status.RUNNING,
+            "started_at": execution.started_at or now,
+            "heartbeat_at": now,
+            "worker": _claim_token(),
+        }
+        claimed = (
+            Execution.objects.filter(pk=execution.id)
+            .filter(LessThan(Subquery(running.values("count")), settings.CONNECTORS_WORKSPACE_CONCURRENCY))
+            .update(attempts=F("attempts") + 1, **changes)
+        )
+        if not claimed:  # the workspace is at its cap
+            wait = random.uniform(1.0, 3.0)  # noqa: S311 - spreads the re-checks of a large backlog
+            Execution.objects.filter(pk=execution.id).update(run_after=now + timedelta(seconds=wait))
+            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=wait))
+            return None
+        # The row is locked since the SELECT above, so the values written are also the ones kept in memory.
+        for name, value in changes.items():
+            setattr(execution, name, value)
+        execution.attempts += 1
+        return execution
+
+
+def _owned(execution: Execution, **extra) -> Q:
+    """The execution as long as this claim owns it (`execution.worker` holds the claim's token)."""
+    return Q(pk=execution.id, worker=execution.worker, **extra) & ~Q(worker="")
+
+
+def never_ran(execution: Execution) -> bool:
+    """Whether a claimed execution is on its first claim, so it has no checkpointed step to read: steps are
+    written only under a claim token, and each claim counts itself in `attempts`."""
+    return execution.attempts == 1
+
+
+def heartbeat(execution: Execution) -> bool:
+    """Renews the heartbeat of a run this claim still owns; False when there is nothing left to renew."""
+    return bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(heartbeat_at=timezone.now()))
+
+
+def checkpoint_step(execution: Execution, record) -> bool:
+    """Persists a finished (or skipped) step and renews the heartbeat, atomically. Returns whether the run
+    may go on to its next step: False when it was cancelled while this step was in flight (the step is still
+    recorded: its request was sent).
+
+    Raises LostClaim, writing nothing, when the sweeper gave the run to another worker meanwhile. So the
+    checkpoint is also the check, before the next step, that the run is still this claim's and not cancelled.
+    """
+    values = {name: getattr(record, name) for name in STEP_RECORD_FIELDS}
+    values["request"] = record.request or {}
+    values["sealed"] = sealing.seal(execution.id, record.index, record.sealed)
+    if connection.vendor == "postgresql":
+        status = _checkpoint_in_one_statement(execution, record.index, values)
+    else:
+        status = _checkpoint_in_a_transaction(execution, record.index, values)
+    if status is None:
+        raise LostClaim(f"execution {execution.id} is no longer owned by this worker")
+    return status == Status.RUNNING
+
+
+@functools.cache
+def _checkpoint_sql() -> str:
+    """The guarded UPDATE and the step's upsert as one statement, its columns derived from STEP_RECORD_FIELDS;
+    the casts type the values the SELECT passes on."""
+    fields = [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
+    columns = ", ".join(field.column for field in fields)
+    values = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
+    updates = ", ".join(f"{field.column} = EXCLUDED.{field.column}" for field in fields)
+    # Built from model metadata only (no outside input); the values are bound parameters.
+    return f"""
+        WITH owned AS (
+            UPDATE executions_execution SET heartbeat_at = %s, pending_retry = '{{}}'::jsonb
+            WHERE id = %s AND worker = %s AND worker <> '' AND status IN (%s, %s)
+            RETURNING status
+        ), recorded AS (
+            INSERT INTO executions_executionstep (execution_id, index, {columns})
+            SELECT %s, %s, {values} FROM owned
+            ON CONFLICT (execution_id, index) DO UPDATE SET {updates}
+        )
+        SELECT status FROM owned
+    """  # noqa: S608
+
+
+def _checkpoint_in_one_statement(execution: Execution, index: int, values: dict) -> str | None:
+    """PostgreSQL: the guarded UPDATE and the step's INSERT in one statement, one round trip. The INSERT reads
+    the UPDATE's RETURNING, so it writes nothing unless the UPDATE matched, and the UPDATE's row lock is held
+    until the statement commits: the sweeper cannot take the run away in between. Returns the execution's
+    status (running or cancelled), or None when this claim no longer owns it."""
+    fields = [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
+    params = [timezone.now(), execution.id, execution.worker, Status.RUNNING, Status.CANCELLED, execution.id, index]
+    params += [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_checkpoint_sql(), params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _checkpoint_in_a_transaction(execution: Execution, index: int, values: dict) -> str | None:
+    """Other databases (SQLite in embedded mode): the same, as a transaction that starts with the guarded
+    UPDATE (it locks the row, or the whole database on SQLite)."""
+    with transaction.atomic():
+        status = None
+        for candidate in (Status.RUNNING, Status.CANCELLED):
+            if Execution.objects.filter(_owned(execution, status=candidate)).update(
+                heartbeat_at=timezone.now(), pending_retry={}
+            ):
+                status = candidate
+                break
+        if status is None:
+            return None
+        ExecutionStep.objects.bulk_create(
+            [ExecutionStep(execution_id=execution.id, index=index, **values)],
+            update_conflicts=True,
+            unique_fields=["execution", "index"],
+            update_fields=list(values),
+        )
+    return status
+
+
+def schedule_retry(execution: Execution, retry) -> bool:
+    """Releases the worker: the execution goes back to queued until its retry is due. False (nothing
+    scheduled) when the run was cancelled or taken away meanwhile."""
+    run_after = timezone.now() + timedelta(seconds=retry.delay)
+    pending = {
+        "index": retry.index,
+        "attempts": retry.attempts,
+        "error": retry.error,
+        "started_at": retry.started_at.isoformat() if retry.started_at else None,
+    }
+    with transaction.atomic():
+        moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
+            status=Status.QUEUED,
+            run_after=run_after,
+            pending_retry=pending,
+            worker="",
+            heartbeat_at=timezone.now(),
+        )
+        if moved:
+            max_duration = execution.definition["max_duration_seconds"]
+            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=retry.delay, max_duration=max_duration))
+    return bool(moved)
+
+
+def release(execution: Execution, *, delay: float = 0.0) -> bool:
+    """Hands a run this claim owns back to the queue, to resume at its first unfinished step (the worker is
+    shutting down, or lost the database). False when it was no longer owned."""
+    with transaction.atomic():
+        moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
+            status=Status.QUEUED,
+            run_after=timezone.now() + timedelta(seconds=delay),
+            worker="",
+            heartbeat_at=timezone.now(),
+        )
+        if moved:
+            max_duration = execution.definition["max_duration_seconds"]
+            transaction.on_commit(lambda: dispatch.enqueue(execution.id, delay=delay, max_duration=max_duration))
+    return bool(moved)
+
+
+def disown(execution: Execution) -> None:
+    """Clears this claim's token from a run that stopped without finishing here (it was cancelled)."""
+    Execution.objects.filter(_owned(execution)).exclude(status=Status.RUNNING).update(worker="")
+
+
+def finish(
+    execution: Execution,
+    *,
+    status: str,
+    output: dict,
+    error: str | None,
+    notes: list[str],
+    contact_values: dict | None = None,
+) -> bool:
+    """Final status, connector counters, daily rollup and contact mapping, all in one transaction and only
+    if this claim still owns the running execution (so a duplicate or stale finisher changes nothing).
+    Returns whether it finished the execution."""
+    now = timezone.now()
+    # started_at is the claim's own (claim() keeps it in memory); it cannot change while this claim owns the run.
+    started = execution.started_at
+    duration_ms = int((now - started).total_seconds() * 1000) if started else None
+    with transaction.atomic():
+        moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
+            status=status,
+            output=output,
+            error=error,
+            notes=notes,
+            finished_at=now,
+            duration_ms=duration_ms,
+            pending_retry={},
+            worker="",
+        )
+        if not moved:
+            return False
+        counters.count(execution.connector_id, execution.workspace_id, status, duration_ms, now)
+        if status == Status.SUCCEEDED and execution.contact_id and contact_values:
+            contact_apply_mapping(contact_id=execution.contact_id, values=contact_values)
+    return True
+
+
+def _finish_cancelled(execution: Execution) -> None:
+    """A queued execution whose cancel was requested, locked by the caller: cancelled now, counted once."""
+    moved = Execution.objects.filter(pk=execution.id, status=Status.QUEUED).update(
+        status=Status.CANCELLED, finished_at=timezone.now(), error=CANCELLED_MESSAGE, pending_retry={}
+    )
+    if moved:
+        counters.count(execution.connector_id, execution.workspace_id, Status.CANCELLED, None, timezone.now())
+
+
+def requeue_stuck(*, stale_after: int) -> int:
+    """Enqueues again executions without progress for `stale_after` seconds; returns how many.
+
+    - running, heartbeat older than that (the worker died, hung or lost the database): back to queued with
+      `requeue_count` + 1, resuming at the first unfinished step; one already requeued MAX_REQUEUES times is
+      failed instead, with an error saying so.
+    - queued, `run_after` older than that (the broker message was lost, or waits behind a long backlog):
+      enqueued once more. This is not counted as a requeue: a duplicate message is settled by the claim, and
+      a backlog must not fail executions that merely wait their turn.
+
+    Every move is a conditional UPDATE on the state that was read, so it is safe to run anywhere, any number
+    of times, concurrently: each stuck execution is moved by one sweeper.
+    """
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    stuck = Execution.objects.filter(
+        Q(status=Status.QUEUED, run_after__lt=cutoff) | Q(status=Status.RUNNING, heartbeat_at__lt=cutoff)
+    ).values_list("id", "status", "requeue_count", "heartbeat_at", "run_after", "definition__max_duration_seconds")
+    requeued = 0
+    for execution_id, status, requeue_count, heartbeat_at, run_after, max_duration in list(stuck):
+        same_state = Q(pk=execution_id, status=status, heartbeat_at=heartbeat_at, run_after=run_after)
+        if status == Status.RUNNING and requeue_count >= MAX_REQUEUES:
+            _fail_abandoned(execution_id, same_state)
+            continue
+        changes: dict[str, Any] = {"run_after": timezone.now()}
+        if status == Status.RUNNING:
+            changes |= {"status": Status.QUEUED, "requeue_count": F("requeue_count") + 1, "worker": ""}
+        with transaction.atomic():
+            moved = Execution.objects.filter(same_state).update(**changes)
+            if moved:
+                transaction.on_commit(
+                    lambda execution_id=execution_id, max_duration=max_duration: dispatch.enqueue(
+                        execution_id, max_duration=max_duration or dispatch.DEFAULT_MAX_DURATION_SECONDS
+                    )
+                )
+        if moved and status == Status.RUNNING:
+            logger.warning("Execution %s had a stale heartbeat; requeued to resume", execution_id)
+        requeued += moved
+    return requeued
+
+
+def _fail_abandoned(execution_id, same_state: Q) -> None:
+    with transaction.atomic():
+        execution = Execution.objects.filter(same_state).only("connector_id", "workspace_id").first()
+        if execution is None:
+            return
+        now = timezone.now()
+        moved = Execution.objects.filter(same_state).update(
+            status=Status.FAILED,
+            finished_at=now,
+            worker="",
+            pending_retry={},
+            error=(
+                f"Abandoned: the execution was requeued {MAX_REQUEUES} times (its worker stopped each time) "
+                "without finishing; it is not retried again."
+            ),
+        )
+        if moved:
+            counters.count(execution.connector_id, execution.workspace_id, Status.FAILED, None, now)
+    if moved:
+        logger.warning("Execution %s failed: requeued %s times without finishing", execution_id, MAX_REQUEUES)
