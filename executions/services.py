@@ -26,8 +26,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Func, IntegerField, Q, Subquery
 from django.db.models.lookups import LessThan
 from django.utils import timezone
-from jsonschema import Draft202012Validator
 
+from connectors.input_schema import first_input_error
 from connectors.models import Connector
 from contacts.models import Contact
 from contacts.services import contact_apply_mapping
@@ -71,11 +71,9 @@ def validate_input(connector: Connector, input: Any) -> None:
     size = len(json.dumps(input, ensure_ascii=False).encode())
     if size > MAX_INPUT_BYTES:
         raise InvalidInput(f"The input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} are accepted.", field="input")
-    errors = sorted(Draft202012Validator(connector.input_schema).iter_errors(input), key=lambda e: list(e.path))
-    if errors:
-        first = errors[0]
-        where = ".".join(str(p) for p in first.absolute_path)
-        raise InvalidInput(f"{where + ': ' if where else ''}{first.message}", field="input")
+    error = first_input_error(connector.input_schema, input)  # bounded: connectors/input_schema.py
+    if error:
+        raise InvalidInput(error, field="input")
 
 
 # No savepoint of its own: a failed INSERT fails the caller's transaction anyway, and the idempotent path wraps
