@@ -12,12 +12,11 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from rest_framework import serializers
 
 from connectors.engine.paths import PathSyntaxError, parse_path
 from connectors.engine.templating import TemplateSyntaxError, compile_template, iter_templates
+from connectors.input_schema import SchemaRefused, check_input_schema
 from contacts.models import MAPPABLE_FIELDS
 
 STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -240,12 +239,10 @@ class DefinitionSerializer(StrictSerializer):
     contact_mapping = serializers.JSONField(default=dict)
 
     def validate_input_schema(self, value: Any) -> dict:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON Schema object.")
         try:
-            Draft202012Validator.check_schema(value)
-        except SchemaError as error:
-            raise serializers.ValidationError(f"Not a valid JSON Schema: {error.message}") from None
+            check_input_schema(value)
+        except SchemaRefused as error:
+            raise serializers.ValidationError(str(error)) from None
         return value
 
     def validate_contact_mapping(self, value: Any) -> dict:

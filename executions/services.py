@@ -10,8 +10,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from jsonschema import Draft202012Validator
 
+from connectors.input_schema import first_input_error
 from connectors.models import Connector
 from contacts.models import Contact
 from core.exceptions import Conflict, InvalidInput, Unprocessable
@@ -35,11 +35,9 @@ def validate_input(connector: Connector, input: Any) -> None:
     size = len(json.dumps(input, ensure_ascii=False).encode())
     if size > MAX_INPUT_BYTES:
         raise InvalidInput(f"The input is {size} bytes as JSON; at most {MAX_INPUT_BYTES} are accepted.", field="input")
-    errors = sorted(Draft202012Validator(connector.input_schema).iter_errors(input), key=lambda e: list(e.path))
-    if errors:
-        first = errors[0]
-        where = ".".join(str(p) for p in first.absolute_path)
-        raise InvalidInput(f"{where + ': ' if where else ''}{first.message}", field="input")
+    error = first_input_error(connector.input_schema, input)  # bounded: connectors/input_schema.py
+    if error:
+        raise InvalidInput(error, field="input")
 
 
 # No savepoint of its own: a failed INSERT fails the caller's transaction anyway, and the idempotent path wraps
