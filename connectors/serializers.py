@@ -13,7 +13,8 @@ class ConnectorStatsSummarySerializer(serializers.Serializer):
 
 
 class ConnectorSerializer(DefinitionSerializer):
-    """A connector: its definition (validated by DefinitionSerializer) plus identity, template link and stats."""
+    """A connector: its definition (steps, input schema, contact mapping, time limit) plus its identity, the
+    template it was installed from and its execution totals."""
 
     id = serializers.UUIDField(read_only=True)
     workspace = serializers.UUIDField(source="workspace_id", read_only=True)

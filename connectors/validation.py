@@ -108,10 +108,14 @@ class MethodField(serializers.ChoiceField):
 
 
 class RetrySerializer(StrictSerializer):
+    """How often a transient failure (connection error, timeout, 408, 425, 429, 5xx gateway errors) is tried."""
+
     max_attempts = serializers.IntegerField(min_value=1, max_value=10, default=3)
 
 
 class StepSerializer(StrictSerializer):
+    """One HTTP request of a connector: what to send (templates), how to read the answer, what to extract."""
+
     name = serializers.RegexField(
         STEP_NAME, error_messages={"invalid": "Use lowercase letters, digits and _, starting with a letter."}
     )

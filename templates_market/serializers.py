@@ -81,7 +81,7 @@ def _definition_representation(definition: dict) -> dict:
 
 
 class TemplateDefinitionSerializer(DefinitionSerializer):
-    """The connector validator on the way in; on the way out, the stored (normalized) definition as is."""
+    """A template's connector definition, validated exactly as a connector's; shown with every default filled in."""
 
     def to_representation(self, instance: dict) -> dict:
         return _definition_representation(instance)
