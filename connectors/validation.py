@@ -1,4 +1,4 @@
-"""Validation and normalization of connector definitions (CONTRACT §4, §5).
+"""Validation and normalization of connector definitions (docs/api.md §5, §6).
 
 The serializers here are the single validator of definitions: connectors and templates both use
 `DefinitionSerializer`. A valid definition comes back with every default filled in, which is the form stored

@@ -1,4 +1,4 @@
-"""The SaaS admin API (CONTRACT §10): staff only; 401 without a valid token, 403 for non-staff.
+"""The SaaS admin API (docs/api.md §12): staff only; 401 without a valid token, 403 for non-staff.
 
 Figures come from `console.selectors`; the template flags are written by `templates_market.services`.
 """

@@ -1,5 +1,5 @@
 """Hands an execution id to whatever runs executions: Celery when a broker is configured, otherwise a
-thread pool inside this process (the embedded mode of CONTRACT §1) running the very same task code."""
+thread pool inside this process (the embedded mode: no CELERY_BROKER_URL) running the very same task code."""
 
 import logging
 import threading

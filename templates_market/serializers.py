@@ -1,4 +1,4 @@
-"""Input and output shapes of the template marketplace (CONTRACT §9).
+"""Input and output shapes of the template marketplace (docs/api.md §10).
 
 `ConnectorTemplateSerializer` both presents a template and validates staff writes. Its `definition` is the
 connector validator itself (`connectors.validation.DefinitionSerializer`), nested, so a template saves exactly

@@ -1,4 +1,4 @@
-"""The README start-up works from a clean environment (CONTRACT §1, §12), and production settings refuse to start
+"""The README start-up works from a clean environment (README; docs/api.md §13), and production settings refuse to start
 without their secrets.
 
 These tests run `manage.py` as subprocesses, as an operator would: the embedded set-up with a throw-away SQLite

@@ -1,4 +1,4 @@
-"""Saving a malformed definition (CONTRACT §4): 400 with the error at the step index and field, nothing saved."""
+"""Saving a malformed definition (docs/api.md §5): 400 with the error at the step index and field, nothing saved."""
 
 import pytest
 
