@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors.models import Connector
-from connectors.validation import DefinitionSerializer
+from connectors.validation import DefinitionSerializer, StringField
 
 
 class ConnectorStatsSummarySerializer(serializers.Serializer):
@@ -18,8 +18,8 @@ class ConnectorSerializer(DefinitionSerializer):
 
     id = serializers.UUIDField(read_only=True)
     workspace = serializers.UUIDField(source="workspace_id", read_only=True)
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=5000, allow_blank=True, default="")
+    name = StringField(max_length=200)
+    description = StringField(max_length=5000, allow_blank=True, default="")
     is_active = serializers.BooleanField(default=True)
     template = serializers.UUIDField(source="template_id", read_only=True, allow_null=True)
     template_version = serializers.IntegerField(read_only=True, allow_null=True)

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from connectors.serializers import ConnectorSerializer
-from connectors.validation import DefinitionSerializer, StrictSerializer
+from connectors.validation import DefinitionSerializer, StrictSerializer, StringField
 from templates_market.models import ConnectorTemplate
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -23,15 +23,6 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_REQUIRED_CREDENTIALS = 20
 MAX_CREDENTIAL_FIELDS = 20
-
-
-class StringField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into strings."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("Must be a string.")
-        return super().to_internal_value(data)
 
 
 class RequiredCredentialSerializer(StrictSerializer):
