@@ -1,4 +1,4 @@
-"""Settings for every process (web, worker, beat, commands), read from the environment (CONTRACT §1).
+"""Settings for every process (web, worker, beat, commands), read from the environment (README, Configuration).
 
 With no environment at all this is the embedded set-up: SQLite in the project folder, executions in a
 background thread of the web process, an encryption key generated once into `.local/`. Production sets
@@ -129,7 +129,7 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
-# --- Request limits (CONTRACT §12) ---
+# --- Request limits (docs/api.md §13) ---
 MAX_REQUEST_BODY_BYTES = env_int("API_MAX_REQUEST_BYTES", 2 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
@@ -229,7 +229,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
-# --- Credentials vault (CONTRACT §1, §8) ---
+# --- Credentials vault (docs/credentials.md) ---
 try:
     _keys_value = env_str("CONNECTORS_ENCRYPTION_KEYS")
     if not _keys_value:
@@ -257,7 +257,7 @@ if CONNECTORS_REQUEUE_STALE_AFTER_SECONDS < 3 * CONNECTORS_HEARTBEAT_SECONDS:
         "executions would be requeued."
     )
 
-# --- Celery (CONTRACT §1): no broker means embedded mode ---
+# --- Celery: no broker means embedded mode (README, Configuration) ---
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -272,6 +272,10 @@ CELERY_VISIBILITY_TIMEOUT_SECONDS = 3600
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
+# Beat's record of when each periodic task last ran: in the git-ignored .local/, not the project root
+# (its scheduler creates the folder when beat starts).
+CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULER = "config.celery:LocalFolderScheduler"
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-executions": {
         "task": "executions.tasks.requeue_stuck_executions",

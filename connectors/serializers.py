@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors.models import Connector
-from connectors.validation import DefinitionSerializer
+from connectors.validation import DefinitionSerializer, StringField
 
 
 class ConnectorStatsSummarySerializer(serializers.Serializer):
@@ -13,12 +13,13 @@ class ConnectorStatsSummarySerializer(serializers.Serializer):
 
 
 class ConnectorSerializer(DefinitionSerializer):
-    """A connector: its definition (validated by DefinitionSerializer) plus identity, template link and stats."""
+    """A connector: its definition (steps, input schema, contact mapping, time limit) plus its identity, the
+    template it was installed from and its execution totals."""
 
     id = serializers.UUIDField(read_only=True)
     workspace = serializers.UUIDField(source="workspace_id", read_only=True)
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=5000, allow_blank=True, default="")
+    name = StringField(max_length=200)
+    description = StringField(max_length=5000, allow_blank=True, default="")
     is_active = serializers.BooleanField(default=True)
     template = serializers.UUIDField(source="template_id", read_only=True, allow_null=True)
     template_version = serializers.IntegerField(read_only=True, allow_null=True)

@@ -1,4 +1,4 @@
-"""Validation and normalization of connector definitions (CONTRACT §4, §5).
+"""Validation and normalization of connector definitions (docs/api.md §5, §6).
 
 The serializers here are the single validator of definitions: connectors and templates both use
 `DefinitionSerializer`. A valid definition comes back with every default filled in, which is the form stored
@@ -64,6 +64,15 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+class StringField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into strings (`5` is not `"5"`)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
 class TemplateField(serializers.CharField):
     """A string holding a template; its syntax is checked."""
 
@@ -107,10 +116,14 @@ class MethodField(serializers.ChoiceField):
 
 
 class RetrySerializer(StrictSerializer):
+    """How often a transient failure (connection error, timeout, 408, 425, 429, 5xx gateway errors) is tried."""
+
     max_attempts = serializers.IntegerField(min_value=1, max_value=10, default=3)
 
 
 class StepSerializer(StrictSerializer):
+    """One HTTP request of a connector: what to send (templates), how to read the answer, what to extract."""
+
     name = serializers.RegexField(
         STEP_NAME, error_messages={"invalid": "Use lowercase letters, digits and _, starting with a letter."}
     )
@@ -121,10 +134,10 @@ class StepSerializer(StrictSerializer):
     auth = serializers.JSONField(default=lambda: {"type": "none"})
     body_type = serializers.ChoiceField(choices=BODY_TYPES, default="none")
     body = serializers.JSONField(default=None, allow_null=True)
-    content_type = serializers.CharField(default=None, allow_null=True, max_length=255)
+    content_type = StringField(default=None, allow_null=True, max_length=255)
     timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, default=30)
     response_type = serializers.ChoiceField(choices=RESPONSE_TYPES, default="auto")
-    extract = serializers.DictField(child=serializers.CharField(max_length=1024), default=dict)
+    extract = serializers.DictField(child=StringField(max_length=1024), default=dict)
     continue_on_error = serializers.BooleanField(default=False)
     retry = RetrySerializer(default=lambda: {"max_attempts": 3})
 

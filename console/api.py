@@ -1,4 +1,4 @@
-"""The SaaS admin API (CONTRACT §10): staff only; 401 without a valid token, 403 for non-staff.
+"""The SaaS admin API (docs/api.md §12): staff only; 401 without a valid token, 403 for non-staff.
 
 Figures come from `console.selectors`; the template flags are written by `templates_market.services`.
 """
@@ -22,7 +22,10 @@ DEFAULT_RECENT = 50
 
 
 class StaffOnly:
-    """Mixin for every admin API view. DRF answers 401 (not 403) when no valid token was given."""
+    """Staff only; DRF answers 401 (not 403) when no valid token was given.
+
+    A view's own docstring becomes its description in the OpenAPI document, so this mixin's says nothing there.
+    """
 
     permission_classes = [permissions.IsAdminUser]
 
@@ -89,6 +92,8 @@ class RecentExecutionsQuerySerializer(serializers.Serializer):
 
 @extend_schema(tags=["admin"], responses=PlatformStatsSerializer, summary="Platform figures")
 class StatsView(StaffOnly, APIView):
+    """Platform totals: workspaces, users, connectors, templates and executions (all time and last 24 hours)."""
+
     def get(self, request):
         return Response(PlatformStatsSerializer(selectors.platform_stats()).data)
 
@@ -131,7 +136,7 @@ class RecentExecutionsView(StaffOnly, APIView):
 
 
 class TemplateFlagView(StaffOnly, APIView):
-    """PATCH one boolean flag of a template; answers with the whole template (CONTRACT §9 representation)."""
+    """Sets one boolean flag of a template; answers with the whole template, as the marketplace shows it."""
 
     body_serializer: type[serializers.Serializer]
     http_method_names = ["patch", "options"]

@@ -1,4 +1,4 @@
-"""The SaaS admin API (CONTRACT §10), mounted under /api/v1/ by config.urls; every path with or without a
+"""The SaaS admin API (docs/api.md §12), mounted under /api/v1/ by config.urls; every path with or without a
 trailing slash."""
 
 from django.urls import re_path

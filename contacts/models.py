@@ -4,7 +4,7 @@ from django.db import models
 
 from workspaces.models import Workspace
 
-# Contact fields a connector's contact_mapping may write (CONTRACT §4), besides `custom_fields.<key>`.
+# Contact fields a connector's contact_mapping may write (docs/api.md §5), besides `custom_fields.<key>`.
 MAPPABLE_FIELDS = ("email", "phone", "first_name", "last_name", "company", "job_title", "phone_valid")
 
 

@@ -1,4 +1,4 @@
-"""`GET /healthz` (CONTRACT §12): the database, and the broker when one is configured."""
+"""`GET /healthz` (docs/api.md §13): the database, and the broker when one is configured."""
 
 import logging
 

@@ -1,4 +1,4 @@
-"""Rate limits per user, per workspace and per client address (rates from `API_THROTTLE_*`, CONTRACT §1)."""
+"""Rate limits per user, per workspace and per client address (rates from `API_THROTTLE_*`, docs/api.md §13)."""
 
 from rest_framework import throttling
 

@@ -1,4 +1,4 @@
-"""The credentials API (CONTRACT §8): any member lists and checks, owners and admins store and delete.
+"""The credentials API (docs/api.md §9): any member lists and checks, owners and admins store and delete.
 
 Nothing here reads or returns a value: listing does not even load the ciphertext.
 """

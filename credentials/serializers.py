@@ -28,8 +28,12 @@ class CredentialSerializer(serializers.ModelSerializer):
         "type": "object",
         "minProperties": 1,
         "maxProperties": MAX_FIELDS,
-        "propertyNames": {"pattern": FIELD_NAME_RE.pattern},
+        # OpenAPI 3.0 has no `propertyNames`; the name rule is stated in the description instead.
         "additionalProperties": {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_BYTES},
+        "description": (
+            "Field name -> secret value; 1 to 50 fields. Names are 1 to 64 letters, digits, '_' or '-', not "
+            "starting with '-'; values are non-blank strings of at most 8 KiB, encrypted and never returned."
+        ),
     }
 )
 class CredentialFieldsField(serializers.DictField):
@@ -81,11 +85,12 @@ class CredentialWriteSerializer(serializers.Serializer):
         error_messages={
             "invalid": "Use 1 to 64 lower-case letters, digits, '_' or '-', starting with a letter or digit."
         },
-        help_text="^[a-z0-9][a-z0-9_-]{0,63}$",
+        help_text=(
+            "The service the credential is for, as templates name it (`{{workspace.SERVICE.FIELD}}`): 1 to 64 "
+            "lower-case letters, digits, '_' or '-', starting with a letter or digit."
+        ),
     )
-    credentials = CredentialFieldsField(
-        write_only=True, help_text="Field name -> secret value. Values are encrypted and never returned."
-    )
+    credentials = CredentialFieldsField(write_only=True)
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):

@@ -1,7 +1,7 @@
-"""The template marketplace API (CONTRACT §9). Views parse and present; selectors read, services write.
+"""The template marketplace API (docs/api.md §10). Views parse and present; selectors read, services write.
 
 Browsing, rating and staff writes need no workspace; installing copies into the caller's active workspace
-(CONTRACT §3), so only `install` resolves one.
+(docs/api.md §3), so only `install` resolves one.
 """
 
 from drf_spectacular.types import OpenApiTypes

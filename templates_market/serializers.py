@@ -1,4 +1,4 @@
-"""Input and output shapes of the template marketplace (CONTRACT §9).
+"""Input and output shapes of the template marketplace (docs/api.md §10).
 
 `ConnectorTemplateSerializer` both presents a template and validates staff writes. Its `definition` is the
 connector validator itself (`connectors.validation.DefinitionSerializer`), nested, so a template saves exactly
@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from connectors.serializers import ConnectorSerializer
-from connectors.validation import DefinitionSerializer, StrictSerializer
+from connectors.validation import DefinitionSerializer, StrictSerializer, StringField
 from templates_market.models import ConnectorTemplate
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -23,15 +23,6 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_REQUIRED_CREDENTIALS = 20
 MAX_CREDENTIAL_FIELDS = 20
-
-
-class StringField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into strings."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("Must be a string.")
-        return super().to_internal_value(data)
 
 
 class RequiredCredentialSerializer(StrictSerializer):
@@ -81,7 +72,7 @@ def _definition_representation(definition: dict) -> dict:
 
 
 class TemplateDefinitionSerializer(DefinitionSerializer):
-    """The connector validator on the way in; on the way out, the stored (normalized) definition as is."""
+    """A template's connector definition, validated exactly as a connector's; shown with every default filled in."""
 
     def to_representation(self, instance: dict) -> dict:
         return _definition_representation(instance)

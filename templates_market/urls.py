@@ -6,7 +6,7 @@ from templates_market.api import ConnectorTemplateViewSet
 
 
 class Router(SimpleRouter):
-    """Every route answers with and without a trailing slash (CONTRACT §3)."""
+    """Every route answers with and without a trailing slash (docs/api.md §1)."""
 
     def __init__(self):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Errors (CONTRACT §12): every error under /api/ is JSON, bad input is never a 500, oversized bodies get 413."""
+"""Errors (docs/api.md §13): every error under /api/ is JSON, bad input is never a 500, oversized bodies get 413."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""The README start-up works from a clean environment (CONTRACT §1, §12), and production settings refuse to start
+"""The README start-up works from a clean environment (README; docs/api.md §13), and production settings refuse to start
 without their secrets.
 
 These tests run `manage.py` as subprocesses, as an operator would: the embedded set-up with a throw-away SQLite
@@ -81,17 +81,15 @@ class EmbeddedServer:
 
 @pytest.fixture(scope="module")
 def embedded_server(tmp_path_factory):
-    """`manage.py migrate` then `manage.py runserver --noreload`, as README's bin/serve does, on a free port."""
+    """README's `bin/serve` itself (without its pip step: the suite runs in the installed .venv) on a free port."""
     workdir = tmp_path_factory.mktemp("embedded")
     env = clean_env(workdir / "db.sqlite3")
-    migrated = manage("migrate", "--noinput", env=env)
-    assert migrated.returncode == 0, migrated.stderr
-
     port = free_port()
+    env.update(HOST="127.0.0.1", PORT=str(port))
     log_path = workdir / "runserver.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            [str(PROJECT / "bin" / "serve"), "--no-install"],
             cwd=PROJECT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -157,6 +155,30 @@ def test_embedded_server_answers_api_errors_with_json(embedded_server):
     assert status == 401
     assert content_type == "application/json"
     assert set(json.loads(body)) == {"detail"}
+
+
+def post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_the_marketplace_holds_the_official_templates_after_start(embedded_server):
+    account = {"email": "newcomer@example.com", "password": "Corr3ct-horse-battery"}
+    post_json(embedded_server.base_url + "/api/v1/auth/register", account)
+    access = post_json(embedded_server.base_url + "/api/v1/auth/token", account)["access"]
+    request = urllib.request.Request(
+        embedded_server.base_url + "/api/v1/connector-templates?official=true&page_size=100",
+        headers={"Authorization": f"Bearer {access}"},
+    )
+
+    with urllib.request.urlopen(request, timeout=5) as response:
+        listed = json.loads(response.read())
+
+    shipped = sorted(path.stem for path in (PROJECT / "templates_market" / "official").glob("*.json"))
+    assert sorted(template["slug"] for template in listed["results"]) == shipped
 
 
 def test_create_workspace_prints_the_id_last_on_real_stdout(embedded_server):

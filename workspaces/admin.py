@@ -21,7 +21,7 @@ LAST_OWNER_MESSAGE = "Workspace {} would be left without an owner; make someone 
 def workspaces_left_without_owner(*, leaving: dict, arriving: dict) -> list:
     """The workspaces in which every owner membership is in `leaving` (workspace id -> membership pks that stop
     being owners) and none is in `arriving` (workspace id -> number of new owners): the rule the API enforces
-    for the last owner (CONTRACT §3), kept for staff too."""
+    for the last owner (docs/api.md §3), kept for staff too."""
     orphaned = []
     for workspace_id, pks in leaving.items():
         remaining = Membership.objects.filter(workspace_id=workspace_id, role=Role.OWNER).exclude(pk__in=pks)

@@ -1,4 +1,4 @@
-"""Auth, workspaces and members endpoints (CONTRACT §3). Views parse and present; services decide."""
+"""Auth, workspaces and members endpoints (docs/api.md §2, §3). Views parse and present; services decide."""
 
 import uuid
 

@@ -1,4 +1,4 @@
-"""The one place where a request's workspace is resolved and querysets are scoped to it (CONTRACT §3).
+"""The one place where a request's workspace is resolved and querysets are scoped to it (docs/api.md §3).
 
 Every workspace-scoped viewset inherits `WorkspaceScopedViewSet`. It resolves the active workspace once per
 request (header, or the caller's only workspace), exposes it as `request.workspace` / `request.membership`, and

@@ -1,4 +1,4 @@
-"""Writes for users, workspaces and memberships, with the role rules of CONTRACT §3."""
+"""Writes for users, workspaces and memberships, with the role rules of docs/api.md §3."""
 
 from dataclasses import dataclass
 

@@ -326,7 +326,7 @@ class Runner:
     def _stored_body(self, body: Any, redactor: Redactor) -> Any:
         scrubbed = redactor.scrub(body)
         if isinstance(body, BinaryBody):
-            # Already bounded: base64 of at most the first stored_body_bytes bytes (CONTRACT §4).
+            # Already bounded: base64 of at most the first stored_body_bytes bytes (docs/api.md §5).
             return scrubbed
         if isinstance(scrubbed, str):
             return _cut(scrubbed, self.stored_body_bytes)

@@ -4,7 +4,7 @@ An expression is a reference, optionally followed by filters: ``{{ input.name | 
 A reference starts with a namespace (``input``, ``contact``, ``workspace``, ``steps``) and continues with a
 path as in :mod:`connectors.engine.paths`.
 
-Decisions on points the contract leaves open:
+Decisions on points docs/api.md §6 leaves open:
 
 * A ``}}`` outside an expression is literal text; an unclosed ``{{`` is a syntax error.
 * A template is a single expression only when it is exactly ``{{ ... }}``: surrounding whitespace makes it

@@ -1,4 +1,4 @@
-"""The SaaS admin API (CONTRACT §10): staff only, figures equal to the database's."""
+"""The SaaS admin API (docs/api.md §12): staff only, figures equal to the database's."""
 
 from datetime import timedelta
 
@@ -251,7 +251,7 @@ def test_flag_change_does_not_bump_the_template_version(staff_api, template):
     assert template.version == 1
 
 
-def test_template_response_has_the_contract_fields(staff_api, template):
+def test_template_response_has_the_documented_fields(staff_api, template):
     response = staff_api.patch(f"/api/v1/admin/templates/{template.pk}/feature", {"is_featured": True}, format="json")
 
     assert set(response.json()) == {

@@ -1,4 +1,4 @@
-"""Staff edit memberships in the admin, but no workspace is left without an owner (the API's rule, CONTRACT §3)."""
+"""Staff edit memberships in the admin, but no workspace is left without an owner (the API's rule, docs/api.md §3)."""
 
 from django.urls import reverse
 

@@ -1,4 +1,4 @@
-"""Connectors CRUD (CONTRACT §4, §7): defaults filled in, representation, list filters, versioning."""
+"""Connectors CRUD (docs/api.md §4, §5): defaults filled in, representation, list filters, versioning."""
 
 import pytest
 
@@ -132,7 +132,7 @@ def test_create_stores_the_normalized_definition(alice_api, acme):
     assert connector.steps == [DEFAULT_STEP]
 
 
-def test_create_keeps_the_contract_example_as_given(alice_api):
+def test_create_keeps_the_documented_example_as_given(alice_api):
     response = alice_api.post(URL, FULL_DEFINITION, format="json")
 
     assert response.status_code == 201

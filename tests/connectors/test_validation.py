@@ -1,4 +1,4 @@
-"""Saving a malformed definition (CONTRACT §4): 400 with the error at the step index and field, nothing saved."""
+"""Saving a malformed definition (docs/api.md §5): 400 with the error at the step index and field, nothing saved."""
 
 import pytest
 
@@ -122,6 +122,37 @@ MALFORMED = [
     ("extract-bad-path", {"steps": [step(extract={"first": "items["})]}, ("steps", 0, "extract", "first")),
     ("extract-bad-bracket", {"steps": [step(extract={"first": "items[x]"})]}, ("steps", 0, "extract", "first")),
     ("extract-empty-path", {"steps": [step(extract={"first": ""})]}, ("steps", 0, "extract", "first")),
+    ("extract-path-a-number", {"steps": [step(extract={"v": 5})]}, ("steps", 0, "extract", "v")),
+    ("extract-path-a-boolean", {"steps": [step(extract={"v": True})]}, ("steps", 0, "extract", "v")),
+    ("extract-path-null", {"steps": [step(extract={"v": None})]}, ("steps", 0, "extract", "v")),
+    ("extract-path-a-list", {"steps": [step(extract={"v": ["items"]})]}, ("steps", 0, "extract", "v")),
+    ("query-value-a-number", {"steps": [step(query={"page": 2})]}, ("steps", 0, "query", "page")),
+    ("query-value-null", {"steps": [step(query={"page": None})]}, ("steps", 0, "query", "page")),
+    ("header-value-a-boolean", {"steps": [step(headers={"X-Debug": True})]}, ("steps", 0, "headers", "X-Debug")),
+    (
+        "bearer-token-a-number",
+        {"steps": [step(auth={"type": "bearer", "token": 12345})]},
+        ("steps", 0, "auth", "token"),
+    ),
+    (
+        "api-key-name-a-number",
+        {"steps": [step(auth={"type": "api_key", "in": "query", "name": 7, "value": "v"})]},
+        ("steps", 0, "auth", "name"),
+    ),
+    (
+        "basic-password-a-number",
+        {"steps": [step(auth={"type": "basic", "username": "u", "password": 1234})]},
+        ("steps", 0, "auth", "password"),
+    ),
+    (
+        "content-type-a-number",
+        {"steps": [step(body_type="raw", body="x", content_type=5)]},
+        ("steps", 0, "content_type"),
+    ),
+    ("url-a-number", {"steps": [step(url=5)]}, ("steps", 0, "url")),
+    ("mapping-value-a-number", {"steps": [step()], "contact_mapping": {"company": 5}}, ("contact_mapping", "company")),
+    ("connector-name-a-number", {"steps": [step()], "name": 5}, ("name",)),
+    ("description-a-number", {"steps": [step()], "description": 5}, ("description",)),
     ("header-name-with-space", {"steps": [step(headers={"X Token": "a"})]}, ("steps", 0, "headers")),
     ("header-value-not-a-string", {"steps": [step(headers={"X-Count": 3})]}, ("steps", 0, "headers", "X-Count")),
     ("query-not-an-object", {"steps": [step(query="a=b")]}, ("steps", 0, "query")),
@@ -220,6 +251,13 @@ def test_reference_error_names_the_expression(alice_api):
     assert response.json()["steps"][1]["url"] == [
         "{{steps.nope.id}} refers to step 'nope', which is not defined before this step."
     ]
+
+
+def test_a_number_where_a_string_belongs_is_refused_not_coerced(alice_api):
+    response = alice_api.post(URL, {"name": "Broken", "steps": [step(extract={"v": 5, "ok": "a.b"})]}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"steps": [{"extract": {"v": ["Must be a string."]}}]}
 
 
 def test_malformed_patch_leaves_the_connector_unchanged(alice_api):

@@ -1,4 +1,4 @@
-"""Contacts API (CONTRACT §11): workspace-scoped CRUD with search and custom fields."""
+"""Contacts API (docs/api.md §11): workspace-scoped CRUD with search and custom fields."""
 
 import pytest
 

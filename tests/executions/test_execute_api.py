@@ -1,4 +1,4 @@
-"""The execute, executions and cancel endpoints (CONTRACT §7): status codes, representations, filters."""
+"""The execute, executions and cancel endpoints (docs/api.md §8): status codes, representations, filters."""
 
 from datetime import timedelta
 

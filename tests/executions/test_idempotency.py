@@ -1,4 +1,4 @@
-"""The Idempotency-Key header of POST /connectors/{id}/execute (CONTRACT §7)."""
+"""The Idempotency-Key header of POST /connectors/{id}/execute (docs/api.md §8)."""
 
 import threading
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""`manage.py run_connector CONNECTOR_ID --input JSON [--contact ID]` (CONTRACT §2)."""
+"""`manage.py run_connector CONNECTOR_ID --input JSON [--contact ID]` (docs/operations.md)."""
 
 import io
 import json

@@ -1,4 +1,4 @@
-"""GET /connectors/{id}/stats: the numbers equal what the test created (CONTRACT §7)."""
+"""GET /connectors/{id}/stats: the numbers equal what the test created (docs/api.md §8)."""
 
 from datetime import timedelta
 

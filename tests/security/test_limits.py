@@ -58,7 +58,7 @@ def assert_throttled(response) -> None:
 # Throttles
 
 
-def test_default_rates_meet_the_contract():
+def test_default_rates_are_generous_enough_for_automated_use():
     rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
 
     def per_minute(rate: str) -> float:

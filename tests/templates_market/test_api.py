@@ -1,4 +1,4 @@
-"""Browsing and staff curation of templates (CONTRACT §9)."""
+"""Browsing and staff curation of templates (docs/api.md §10)."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""Installing a template into a workspace (CONTRACT §9 install, §3 workspace rules, §7 template fields)."""
+"""Installing a template into a workspace (docs/api.md §10 install, §3 workspace rules, §4 template fields)."""
 
 import threading
 

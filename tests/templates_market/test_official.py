@@ -1,4 +1,4 @@
-"""The shipped official templates and `manage.py load_official_templates` (CONTRACT §2)."""
+"""The shipped official templates and `manage.py load_official_templates` (docs/operations.md)."""
 
 import json
 import shutil

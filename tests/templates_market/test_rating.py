@@ -1,4 +1,4 @@
-"""Rating templates: one rating per user, exact summaries (CONTRACT §9 rate)."""
+"""Rating templates: one rating per user, exact summaries (docs/api.md §10)."""
 
 import threading
 

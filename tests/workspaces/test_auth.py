@@ -1,4 +1,4 @@
-"""Authentication (CONTRACT §3): register, token, refresh, logout, password change, and what a bad token gets."""
+"""Authentication (docs/api.md §2): register, token, refresh, logout, password change, and what a bad token gets."""
 
 import base64
 import json

@@ -1,4 +1,4 @@
-"""`create_workspace` and `add_member` (CONTRACT §2)."""
+"""`create_workspace` and `add_member` (docs/operations.md)."""
 
 import io
 import uuid

@@ -1,4 +1,4 @@
-"""Workspace members (CONTRACT §3): owners and admins manage them; only owners grant owner; a workspace always
+"""Workspace members (docs/api.md §3): owners and admins manage them; only owners grant owner; a workspace always
 keeps an owner."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Workspace isolation (CONTRACT §3): another workspace's objects are 404, never 403, and never leak."""
+"""Workspace isolation (docs/api.md §3): another workspace's objects are 404, never 403, and never leak."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The workspaces list and create, and how the active workspace is chosen (CONTRACT §3)."""
+"""The workspaces list and create, and how the active workspace is chosen (docs/api.md §3)."""
 
 import uuid
 

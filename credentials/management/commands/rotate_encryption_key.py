@@ -1,4 +1,4 @@
-"""Re-encrypt every stored credential with the primary key of CONNECTORS_ENCRYPTION_KEYS (CONTRACT §2).
+"""Re-encrypt every stored credential with the primary key of CONNECTORS_ENCRYPTION_KEYS (README, Configuration).
 
 Safe to interrupt, to run again and to run in several processes at once (see services.rotate_credentials).
 """
