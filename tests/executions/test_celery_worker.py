@@ -1,10 +1,11 @@
 """Executions on a real Celery worker process over a real Redis broker.
 
-The worker (`celery -A config worker --pool=threads --concurrency=8 -Q celery`) runs as a child process against
-the pytest-django test database; this process enqueues through the execute API exactly as the web app does
+The worker (`celery -A config worker --pool=threads --concurrency=8`) runs as a child process against the
+pytest-django test database; this process enqueues through the execute API exactly as the web app does
 (`transaction.on_commit` -> `dispatch.enqueue` -> Redis). Redis comes from CONNECTORS_TEST_REDIS_URL (default
-redis://127.0.0.1:6379/15, flushed first). Without Redis these tests are skipped, except under CI, where
-they fail.
+redis://127.0.0.1:6379/15). The worker and this process use a queue of their own (CELERY_QUEUE), so two
+runs sharing one Redis never take each other's messages; only that queue's keys are deleted afterwards.
+Without Redis these tests are skipped, except under CI, where they fail.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ def _redis_or_skip() -> redis.Redis:
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    client.flushdb()
     return client
 
 
@@ -72,9 +72,11 @@ def celery_worker(transactional_db, settings) -> Iterator[Worker]:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("the worker process reaches the test database through DATABASE_URL (PostgreSQL)")
     broker = _redis_or_skip()
+    queue = f"connectors-test-{uuid.uuid4().hex}"
     env = {
         **os.environ,
         "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_QUEUE": queue,
         "DATABASE_URL": _database_url(),
         "CONNECTORS_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
@@ -87,8 +89,6 @@ def celery_worker(transactional_db, settings) -> Iterator[Worker]:
         "worker",
         "--pool=threads",
         "--concurrency=8",
-        "-Q",
-        "celery",
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",
@@ -97,11 +97,12 @@ def celery_worker(transactional_db, settings) -> Iterator[Worker]:
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     worker = Worker(process, log)
-    original_broker = celery_app.conf.broker_url
+    original_broker, original_queue = celery_app.conf.broker_url, celery_app.conf.task_default_queue
     try:
         _wait_until_ready(worker)
         settings.CELERY_BROKER_URL = REDIS_URL
         celery_app.conf.broker_url = REDIS_URL
+        celery_app.conf.CELERY_TASK_DEFAULT_QUEUE = queue
         yield worker
     finally:
         process.terminate()
@@ -112,7 +113,8 @@ def celery_worker(transactional_db, settings) -> Iterator[Worker]:
             process.wait(timeout=10)
         _forget_broker_connections()
         celery_app.conf.broker_url = original_broker
-        broker.flushdb()
+        celery_app.conf.CELERY_TASK_DEFAULT_QUEUE = original_queue
+        _delete_queue(broker, queue)
         broker.close()
         log.unlink(missing_ok=True)
 
@@ -126,6 +128,12 @@ def _wait_until_ready(worker: Worker) -> None:
             return
         time.sleep(0.2)
     pytest.fail(f"the Celery worker was not ready within {WORKER_START_SECONDS}s:\n{worker.output()}")
+
+
+def _delete_queue(broker: redis.Redis, queue: str) -> None:
+    """Deletes the keys kombu keeps for `queue` (the list, its priority lists, its binding); nothing else."""
+    keys = [*broker.scan_iter(match=f"{queue}*"), f"_kombu.binding.{queue}"]
+    broker.delete(*keys)
 
 
 def _forget_broker_connections() -> None:
@@ -176,6 +184,23 @@ def test_execution_runs_end_to_end_on_the_worker(celery_worker, alice, acme, loc
     assert body["attempts"] == 1
     assert [(s["name"], s["status"]) for s in body["steps"]] == [("lookup", "succeeded"), ("update", "succeeded")]
     assert [r.path for r in local_server.requests] == ["/lookup?q=ada", "/update/42"]
+
+
+def test_the_worker_takes_only_messages_of_its_own_queue(celery_worker, alice, acme, local_server):
+    local_server.route("/ping", json_reply({}))
+    connector = make_connector(acme, [{"name": "ping", "url": f"{local_server.url}/ping"}])
+    other_run_queue = f"connectors-test-other-{uuid.uuid4().hex}"
+    broker = redis.Redis.from_url(REDIS_URL)
+    celery_app.send_task("executions.tasks.run_execution", args=[str(uuid.uuid4())], queue=other_run_queue)
+
+    execution_id = execute(client_for(alice, acme), connector).json()["id"]
+    wait_for(lambda: finished(execution_id), worker=celery_worker)
+
+    try:
+        assert broker.llen(other_run_queue) == 1
+    finally:
+        _delete_queue(broker, other_run_queue)
+        broker.close()
 
 
 def test_retry_is_rescheduled_through_the_broker(celery_worker, alice, acme, local_server):
