@@ -9,8 +9,8 @@ from django.contrib import admin, messages
 
 from connectors import services
 from connectors.models import Connector
-from console.admin_tools import ListDeferMixin, UUIDSearchMixin, admin_link, changelist_link, pretty_json
-from console.services import connectors_set_active
+from connectors.services import connectors_set_active
+from core.admin_tools import ListDeferMixin, UUIDSearchMixin, admin_link, changelist_link, pretty_json
 
 
 class TemplateInstalledFilter(admin.SimpleListFilter):

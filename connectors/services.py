@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from connectors.models import DEFINITION_FIELDS, Connector
 from core.changes import save_changes
@@ -32,3 +33,14 @@ def connector_update(*, connector: Connector, data: dict[str, Any]) -> Connector
 @transaction.atomic
 def connector_set_active(*, connector: Connector, is_active: bool) -> Connector:
     return connector_update(connector=connector, data={"is_active": is_active})
+
+
+def connectors_set_active(*, queryset: QuerySet[Connector], is_active: bool) -> int:
+    """Activates or deactivates every connector of `queryset` through `connector_set_active`; returns how many
+    changed (those already in that state are left alone)."""
+    changed = 0
+    selected = Connector.objects.filter(pk__in=queryset.order_by().values("pk"), is_active=not is_active)
+    for connector in selected.iterator():
+        connector_set_active(connector=connector, is_active=is_active)
+        changed += 1
+    return changed

@@ -1,6 +1,7 @@
 """The SaaS admin API (docs/api.md §12): staff only; 401 without a valid token, 403 for non-staff.
 
-Figures come from `console.selectors`; the template flags are written by `templates_market.services`.
+Figures come from `console.selectors` and `workspaces.selectors`; the template flags are written by
+`templates_market.services`.
 """
 
 import uuid
@@ -16,6 +17,7 @@ from executions.serializers import ExecutionSerializer
 from templates_market.models import ConnectorTemplate
 from templates_market.serializers import ConnectorTemplateSerializer
 from templates_market.services import template_set_flags
+from workspaces.selectors import workspaces_with_activity
 
 MAX_RECENT = 200
 DEFAULT_RECENT = 50
@@ -105,7 +107,7 @@ class WorkspaceListView(StaffOnly, generics.ListAPIView):
     serializer_class = WorkspaceActivitySerializer
 
     def get_queryset(self):
-        return selectors.workspaces_with_activity().order_by("name", "created_at", "id")
+        return workspaces_with_activity().order_by("name", "created_at", "id")
 
 
 @extend_schema(

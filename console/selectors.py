@@ -3,8 +3,8 @@
 Every function here costs a fixed number of queries whatever the number of rows: counts are aggregates or
 correlated subqueries, never Python loops over rows. Two sources are used on purpose:
 
-- the figures (`platform_stats`) and the per-workspace activity count the `Execution` rows themselves, so they
-  always equal what the database holds;
+- the figures (`platform_stats`) and the per-workspace activity (`workspaces.selectors`, shared with the
+  workspaces admin) count the `Execution` rows themselves, so they always equal what the database holds;
 - the chart series read the per-connector daily rollup (`ConnectorDailyStats`, written in the transaction that
   finishes an execution), so the dashboard stays cheap however many executions there are. A rollup day is the
   UTC day the execution finished; it counts succeeded and failed executions (not cancelled ones) and keeps its
@@ -14,26 +14,17 @@ correlated subqueries, never Python loops over rows. Two sources are used on pur
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, F, FloatField, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Count, F, FloatField, Q, QuerySet, Sum
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from connectors.models import Connector
 from executions.models import ConnectorDailyStats, Execution, Status
 from templates_market.models import ConnectorTemplate
-from workspaces.models import Membership, User, Workspace
+from workspaces.models import User, Workspace
+from workspaces.selectors import ACTIVITY_WINDOW_DAYS
 
-WINDOW_DAYS = 30
-
-
-def _count_of(queryset: QuerySet, group_by: str) -> Coalesce:
-    """A correlated `SELECT count(*)` of `queryset` (already filtered on an OuterRef), 0 when empty.
-
-    A subquery per column instead of JOIN + COUNT(DISTINCT): joining memberships, connectors and executions
-    at once would multiply rows before counting.
-    """
-    counted = queryset.order_by().values(group_by).annotate(n=Count("*")).values("n")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+WINDOW_DAYS = ACTIVITY_WINDOW_DAYS
 
 
 def platform_stats(*, now: datetime | None = None) -> dict:
@@ -56,30 +47,6 @@ def platform_stats(*, now: datetime | None = None) -> dict:
         "templates": ConnectorTemplate.objects.count(),
         "executions": executions,
     }
-
-
-def workspaces_with_activity(*, now: datetime | None = None) -> QuerySet[Workspace]:
-    """Workspaces annotated with `member_count`, `connector_count`, `executions_30d`, `failed_30d` (executions
-    created in the last 30 days, all of them / the failed ones) and `last_execution_at` (creation time of the
-    newest execution). One query for any page of it; each subquery follows an index that starts with the
-    workspace."""
-    since = (now or timezone.now()) - timedelta(days=WINDOW_DAYS)
-    recent = Execution.objects.filter(workspace=OuterRef("pk"), created_at__gte=since)
-    newest = Execution.objects.filter(workspace=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
-    return Workspace.objects.annotate(
-        member_count=_count_of(Membership.objects.filter(workspace=OuterRef("pk")), "workspace"),
-        connector_count=_count_of(Connector.objects.filter(workspace=OuterRef("pk")), "workspace"),
-        executions_30d=_count_of(recent, "workspace"),
-        failed_30d=_count_of(recent.filter(status=Status.FAILED), "workspace"),
-        last_execution_at=Subquery(newest),
-    )
-
-
-def users_with_workspace_count() -> QuerySet[User]:
-    """Users annotated with `workspace_count`, the number of workspaces they belong to."""
-    return User.objects.annotate(
-        workspace_count=_count_of(Membership.objects.filter(user=OuterRef("pk")), "user"),
-    )
 
 
 def recent_executions(*, limit: int) -> QuerySet[Execution]:

@@ -9,7 +9,7 @@ from console import charts, selectors
 def dashboard(request):
     """Figures of GET /api/v1/admin/stats plus the charts; a fixed number of queries (see docs/admin-console.md).
 
-    Reached only through `admin.site.admin_view`, which requires an active staff user.
+    Reached only through the console site's `admin_view`, which requires an active staff user.
     """
     daily = selectors.executions_per_day()
     rate = selectors.success_rate(daily)

@@ -2,9 +2,9 @@
 
 from django.contrib import admin
 
-from console.admin_tools import LargeTablePaginator, UUIDSearchMixin, admin_link
 from contacts import services
 from contacts.models import Contact
+from core.admin_tools import LargeTablePaginator, UUIDSearchMixin, admin_link
 
 
 @admin.register(Contact)

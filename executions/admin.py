@@ -8,7 +8,7 @@ a page costs the same number of queries whether it holds 10 or 10 million execut
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from console.admin_tools import (
+from core.admin_tools import (
     EMPTY,
     LargeTablePaginator,
     ListDeferMixin,
@@ -18,8 +18,8 @@ from console.admin_tools import (
     changelist_link,
     pretty_json,
 )
-from console.services import executions_rerun_failed
 from executions.models import ConnectorDailyStats, Execution, ExecutionStep
+from executions.services import executions_rerun_failed
 
 # A listed execution or rollup shows its connector's name, never its definition.
 CONNECTOR_BULK = tuple(f"connector__{name}" for name in ("description", "steps", "input_schema", "contact_mapping"))

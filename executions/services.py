@@ -5,16 +5,18 @@ cancel an execution. What a worker does with the row afterwards is in `execution
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from connectors.input_schema import first_input_error
 from connectors.models import Connector
 from contacts.models import Contact
-from core.exceptions import Conflict, InvalidInput, Unprocessable
+from core.exceptions import Conflict, DomainError, InvalidInput, Unprocessable
 from executions import counters, dispatch, lifecycle
 from executions.models import FINISHED_STATUSES, Execution, Status
 
@@ -155,3 +157,44 @@ def execution_cancel(*, execution: Execution) -> Execution:
         counters.count(locked.connector_id, locked.workspace_id, Status.CANCELLED, None, now)
     execution.refresh_from_db()
     return execution
+
+
+@dataclass(frozen=True)
+class RerunResult:
+    created: list[Execution]
+    not_failed: int
+    inactive: int
+    invalid_input: int
+
+
+def executions_rerun_failed(*, queryset: QuerySet[Execution]) -> RerunResult:
+    """A new queued execution (triggered_by "admin") with the same input and contact for every failed
+    execution in `queryset`.
+
+    Skipped, and counted in the result: executions that did not fail, those whose connector is now inactive
+    (the API would refuse to run it too), and those whose input no longer satisfies the connector's current
+    input_schema. Each new execution is enqueued when its own transaction commits.
+    """
+    created: list[Execution] = []
+    not_failed = inactive = invalid_input = 0
+    # Re-read the rows: the caller's queryset may defer the columns needed here (the admin's list does).
+    selected = Execution.objects.filter(pk__in=queryset.order_by().values("pk"))
+    for execution in selected.select_related("connector", "contact").defer("definition", "output").iterator():
+        if execution.status != Status.FAILED:
+            not_failed += 1
+            continue
+        connector = execution.connector
+        if not connector.is_active:
+            inactive += 1
+            continue
+        try:
+            validate_input(connector, execution.input)
+        except DomainError:
+            invalid_input += 1
+            continue
+        created.append(
+            execution_create(
+                connector=connector, input=execution.input, contact=execution.contact, triggered_by="admin"
+            )
+        )
+    return RerunResult(created=created, not_failed=not_failed, inactive=inactive, invalid_input=invalid_input)

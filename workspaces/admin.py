@@ -1,6 +1,6 @@
 """Users, workspaces and memberships in the SaaS console.
 
-Counts shown in lists are correlated subqueries from `console.selectors` (the same ones the admin API uses),
+Counts shown in lists are correlated subqueries from `workspaces.selectors` (the same ones the admin API uses),
 so a page of workspaces or users costs a fixed number of queries however many rows it has.
 """
 
@@ -11,9 +11,9 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 
-from console.admin_tools import UUIDSearchMixin, admin_link, changelist_link
-from console.selectors import users_with_workspace_count, workspaces_with_activity
+from core.admin_tools import UUIDSearchMixin, admin_link, changelist_link
 from workspaces.models import Membership, Role, User, Workspace
+from workspaces.selectors import users_with_workspace_count, workspaces_with_activity
 
 LAST_OWNER_MESSAGE = "Workspace {} would be left without an owner; make someone else owner first."
 

@@ -123,6 +123,18 @@ def test_admin_index_links_the_dashboard(staff_client):
     assert f'href="{reverse("admin:dashboard")}"' in content
 
 
+def test_view_site_opens_the_api_docs(staff_client):
+    content = staff_client.get(reverse("admin:index")).content.decode()
+
+    assert '<a href="/api/docs/">View site</a>' in content
+
+
+def test_the_default_admin_site_is_the_console_site():
+    from console.sites import ConsoleAdminSite
+
+    assert isinstance(admin.site, ConsoleAdminSite)
+
+
 def test_workspace_user_cannot_log_into_the_admin(alice):
     client = Client()
 

@@ -1,4 +1,5 @@
-"""Building blocks shared by the apps' admin classes: the console's conventions in one place.
+"""Building blocks shared by the apps' admin classes: the console's conventions in one place (used by every app's
+admin.py; `console/` only adds the site and the dashboard on top).
 
 - `LargeTablePaginator`: no `COUNT(*)` over a whole big table on every changelist page.
 - `UUIDSearchMixin`: a pasted id finds the row through an index instead of a text scan.
