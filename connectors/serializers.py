@@ -124,21 +124,23 @@ class ExportDocumentSerializer(serializers.Serializer):
                 errors["connector"] = connector_errors
         if data.get("format") != portable.FORMAT:
             errors["format"] = [f"Unsupported format; this service imports {portable.FORMAT!r} documents."]
-        if errors:
-            raise serializers.ValidationError(errors)
-        value = {
-            "required_credentials": self.fields["required_credentials"].run_validation(
+        value: dict = {"required_credentials": []}
+        try:
+            value["required_credentials"] = self.fields["required_credentials"].run_validation(
                 data.get("required_credentials", [])
             )
-            if "required_credentials" in data
-            else [],
-        }
+        except serializers.ValidationError as error:
+            errors["required_credentials"] = error.detail
         if "connector" not in data:
-            raise serializers.ValidationError({"connector": ["This field is required."]})
-        serializer = ConnectorSerializer(data=data["connector"])
-        if not serializer.is_valid():
-            raise serializers.ValidationError({"connector": serializer.errors})
-        value["connector"] = serializer.validated_data
+            errors["connector"] = ["This field is required."]
+        elif "connector" not in errors:
+            connector = ConnectorSerializer(data=data["connector"])
+            if connector.is_valid():
+                value["connector"] = connector.validated_data
+            else:
+                errors["connector"] = connector.errors
+        if errors:
+            raise serializers.ValidationError(errors)
         return value
 
     def to_representation(self, instance):
