@@ -44,12 +44,24 @@ class ConnectorLifecycleMixin:
         page = self.paginate_queryset(selectors.connector_versions(self.get_object()))
         return self.get_paginated_response(ConnectorVersionSerializer(page, many=True).data)
 
-    @extend_schema(parameters=[VERSION_PARAMETER], responses={200: ConnectorVersionSerializer})
+    @extend_schema(
+        parameters=[VERSION_PARAMETER],
+        responses={200: ConnectorVersionSerializer, 404: OpenApiResponse(description="No such version")},
+    )
     @action(detail=True, methods=["get"], url_path=f"versions/{VERSION_NUMBER}", url_name="version")
-    def version(self, request, *args, number: str, **kwargs):
+    def version_detail(self, request, *args, number: str, **kwargs):
+        """One version of the connector; 404 for a number it never had."""
         return Response(ConnectorVersionSerializer(self._version(number)).data)
 
-    @extend_schema(request=None, parameters=[VERSION_PARAMETER], responses={200: ConnectorSerializer})
+    @extend_schema(
+        request=None,
+        parameters=[VERSION_PARAMETER],
+        responses={
+            200: ConnectorSerializer,
+            404: OpenApiResponse(description="No such version"),
+            409: OpenApiResponse(description="That version no longer passes validation"),
+        },
+    )
     @action(detail=True, methods=["post"], url_path=f"versions/{VERSION_NUMBER}/restore", url_name="restore")
     def restore(self, request, *args, number: str, **kwargs):
         """Makes that version's definition current, as a new version."""
@@ -64,7 +76,14 @@ class ConnectorLifecycleMixin:
             raise Http404("No such version of this connector.")
         return version
 
-    @extend_schema(request=TestRequestSerializer, responses={200: TestRunSerializer})
+    @extend_schema(
+        request=TestRequestSerializer,
+        responses={
+            200: TestRunSerializer,
+            400: OpenApiResponse(description="Input that fails input_schema, or a contact of another workspace"),
+            429: OpenApiResponse(description="Too many test runs (per user)"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def test(self, request, *args, **kwargs):
         """Runs the saved definition now and answers with the outcome; nothing is recorded or changed."""
@@ -73,7 +92,15 @@ class ConnectorLifecycleMixin:
         serializer.is_valid(raise_exception=True)
         return self._test_response(connector.definition, serializer.validated_data)
 
-    @extend_schema(request=DefinitionTestRequestSerializer, responses={200: TestRunSerializer})
+    @extend_schema(
+        operation_id="connectors_test_definition",
+        request=DefinitionTestRequestSerializer,
+        responses={
+            200: TestRunSerializer,
+            400: OpenApiResponse(description="An invalid definition (the errors saving it would give) or input"),
+            429: OpenApiResponse(description="Too many test runs (per user)"),
+        },
+    )
     @action(detail=False, methods=["post"], url_path="test", url_name="test-definition")
     def test_definition(self, request, *args, **kwargs):
         """Runs an unsaved definition now; it is validated exactly as when saving (400 with the same errors)."""
@@ -117,7 +144,13 @@ class ConnectorLifecycleMixin:
         """A portable document of the connector: no ids, no workspace, no counters, no secrets."""
         return Response(portable.export_document(self.get_object()))
 
-    @extend_schema(request=ExportDocumentSerializer, responses={201: ConnectorWithMissingCredentialsSerializer})
+    @extend_schema(
+        request=ExportDocumentSerializer,
+        responses={
+            201: ConnectorWithMissingCredentialsSerializer,
+            400: OpenApiResponse(description="Another format, unknown or secret-looking fields, invalid definition"),
+        },
+    )
     @action(detail=False, methods=["post"], url_path="import", url_name="import")
     def import_(self, request, *args, **kwargs):
         """Creates a connector from an exported document."""

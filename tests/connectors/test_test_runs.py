@@ -12,7 +12,7 @@ from executions import trial
 from executions.runtime import reset_runner
 from tests.executions.helpers import json_reply, make_connector
 from tests.factories import ContactFactory
-from tests.local_server import Reply, local_server  # noqa: F401 - fixture
+from tests.local_server import Reply
 
 URL = "/api/v1/connectors"
 TOKEN = "sk-live-test-run-5Qm8Zr"

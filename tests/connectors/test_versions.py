@@ -226,3 +226,35 @@ def test_deleting_the_connector_deletes_its_versions(alice_api):
     alice_api.delete(f"{URL}/{connector['id']}")
 
     assert not ConnectorVersion.objects.filter(connector_id=connector["id"]).exists()
+
+
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_every_lifecycle_path_answers_with_and_without_a_trailing_slash(alice_api, acme, slash, monkeypatch):
+    from executions import trial
+
+    monkeypatch.setattr(trial, "run_test", lambda **kwargs: trial.TestRunResult("succeeded", {}, None, []))
+    connector = create(alice_api)
+    base = f"{URL}/{connector['id']}"
+    document = alice_api.get(f"{base}/export{slash}").json()
+
+    answers = {
+        "versions": alice_api.get(f"{base}/versions{slash}").status_code,
+        "version": alice_api.get(f"{base}/versions/1{slash}").status_code,
+        "restore": alice_api.post(f"{base}/versions/1/restore{slash}").status_code,
+        "test": alice_api.post(f"{base}/test{slash}", {}, format="json").status_code,
+        "test definition": alice_api.post(
+            f"{URL}/test{slash}", {"definition": {"steps": [STEP]}}, format="json"
+        ).status_code,
+        "update": alice_api.post(f"{base}/update-from-template{slash}").status_code,
+        "import": alice_api.post(f"{URL}/import{slash}", document, format="json").status_code,
+    }
+
+    assert answers == {
+        "versions": 200,
+        "version": 200,
+        "restore": 200,
+        "test": 200,
+        "test definition": 200,
+        "update": 409,
+        "import": 201,
+    }

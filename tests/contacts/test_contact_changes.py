@@ -8,7 +8,6 @@ from contacts.services import contact_apply_changes, contact_apply_mapping, cont
 from executions.runtime import reset_runner
 from tests.executions.helpers import json_reply, make_connector, run_api
 from tests.factories import ContactFactory
-from tests.local_server import local_server  # noqa: F401 - fixture
 
 
 @pytest.fixture
