@@ -79,9 +79,9 @@ class DefinitionTestRequestSerializer(TestRequestSerializer):
 
 
 class ContactChangeSerializer(serializers.Serializer):
-    """{"from", "to"}: `from` is a Python keyword, so the fields are built here rather than declared."""
+    """One contact field's change: its current value (`from`) and the value the mapping would write (`to`)."""
 
-    def get_fields(self):
+    def get_fields(self):  # `from` is a Python keyword, so it cannot be declared as a class attribute
         return {"from": serializers.JSONField(allow_null=True), "to": serializers.JSONField(allow_null=True)}
 
 

@@ -20,7 +20,7 @@ from contacts.models import Contact
 from contacts.services import contact_changes
 from core.exceptions import InvalidInput
 from credentials.provider import VaultCredentialProvider
-from executions.models import ExecutionStep, Status
+from executions.models import STEP_API_FIELDS, ExecutionStep, Status
 from executions.runtime import get_runner
 from executions.services import validate_input
 from workspaces.models import Workspace
@@ -86,16 +86,7 @@ def run_test(*, workspace: Workspace, definition: dict[str, Any], input: Any, co
 
 
 def _step_row(record: StepRecord) -> ExecutionStep:
-    return ExecutionStep(
-        index=record.index,
-        name=record.name,
-        status=record.status,
-        attempts=record.attempts,
-        request=record.request or {},
-        response=record.response,
-        extracted=record.extracted,
-        error=record.error,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-        duration_ms=record.duration_ms,
-    )
+    """The record as the unsaved row an execution would have checkpointed (same fields, same defaults)."""
+    row = ExecutionStep(index=record.index, **{name: getattr(record, name) for name in STEP_API_FIELDS})
+    row.request = record.request or {}
+    return row
