@@ -1,4 +1,4 @@
-"""The connector lifecycle endpoints (docs/api.md, "Versions, test runs, template updates, export and import"):
+"""The connector lifecycle endpoints (docs/api.md §14: versions, test runs, template updates, export, import):
 a mixin of ConnectorViewSet, so every route is scoped to the request's workspace like the rest of it."""
 
 from django.http import Http404

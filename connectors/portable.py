@@ -1,4 +1,4 @@
-"""The portable connector document (`connector/v1`): what export writes and import reads.
+"""The portable connector document (`connector/v1`, docs/api.md §14): what export writes and import reads.
 
 An exported document holds the connector's name, description and definition, and the services it needs
 credentials for; never ids, workspace, counters, template links or secrets. Auth values, and values of headers

@@ -2,10 +2,10 @@
 
 Every write that raises `version` also appends the new version to `ConnectorVersion`, in the same transaction
 and under a lock of the connector row, so the history has exactly one row per version and concurrent edits
-each get their own (docs/connectors.md, "Versions").
+each get their own (docs/api.md §14).
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import F
@@ -18,12 +18,19 @@ from core.changes import save_changes
 from core.exceptions import Conflict
 from workspaces.models import User, Workspace
 
+if TYPE_CHECKING:
+    from templates_market.models import ConnectorTemplate
+
 EDITABLE_FIELDS = ("name", "description", "is_active", *DEFINITION_FIELDS)
 
 
 @transaction.atomic
 def connector_create(
-    *, workspace: Workspace, data: dict[str, Any], template=None, created_by: User | None = None
+    *,
+    workspace: Workspace,
+    data: dict[str, Any],
+    template: "ConnectorTemplate | None" = None,
+    created_by: User | None = None,
 ) -> Connector:
     """A new connector at version 1, with that version recorded as made by `created_by`."""
     fields = {name: data[name] for name in EDITABLE_FIELDS if name in data}
