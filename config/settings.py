@@ -161,6 +161,7 @@ REST_FRAMEWORK = {
         "anon": env_str("API_THROTTLE_ANON", "300/min"),
         "auth": env_str("API_THROTTLE_AUTH", "60/min"),
         "execute": env_str("API_THROTTLE_EXECUTE", "2000/min"),
+        "test_run": env_str("API_THROTTLE_TEST_RUN", "10/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Throttles key anonymous callers by address. X-Forwarded-For is only believed for this many proxies in

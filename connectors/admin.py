@@ -6,11 +6,23 @@ the connector's own counters and its workspace by join, so a page costs a fixed 
 """
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from connectors import services
-from connectors.models import Connector
+from connectors import selectors, services
+from connectors.models import Connector, ConnectorVersion
 from connectors.services import connectors_set_active
-from core.admin_tools import ListDeferMixin, UUIDSearchMixin, admin_link, changelist_link, pretty_json
+from core.admin_tools import (
+    ListDeferMixin,
+    ReadOnlyAdminMixin,
+    UUIDSearchMixin,
+    admin_link,
+    changelist_link,
+    pretty_json,
+)
 
 
 class TemplateInstalledFilter(admin.SimpleListFilter):
@@ -56,6 +68,7 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
             {
                 "fields": [
                     "version",
+                    "versions_column",
                     "max_duration_seconds",
                     "input_schema_json",
                     "steps_json",
@@ -81,6 +94,7 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
         "workspace_column",
         "template_column",
         "version",
+        "versions_column",
         "max_duration_seconds",
         "input_schema_json",
         "steps_json",
@@ -100,7 +114,45 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # `obj` already carries the form's values; the service compares against the stored row.
         stored = Connector.objects.get(pk=obj.pk)
-        services.connector_update(connector=stored, data={name: form.cleaned_data[name] for name in form.changed_data})
+        services.connector_update(
+            connector=stored, data={name: form.cleaned_data[name] for name in form.changed_data}, user=request.user
+        )
+
+    def get_urls(self):
+        versions = path(
+            "<path:object_id>/versions/",
+            self.admin_site.admin_view(self.versions_view),
+            name="connectors_connector_versions",
+        )
+        return [versions, *super().get_urls()]
+
+    def versions_view(self, request, object_id):
+        """The connector's versions, and a unified diff of two of them (`?from=&to=`; by default the one
+        before the current and the current)."""
+        connector = self.get_object(request, object_id)
+        if connector is None:
+            raise Http404("No such connector.")
+        if not self.has_view_permission(request, connector):
+            raise PermissionDenied
+        versions = list(selectors.connector_versions(connector))
+        by_number = {version.version: version for version in versions}
+        older, newer = _chosen(request, by_number, versions)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Versions of {connector.name}",
+            "opts": self.opts,
+            "connector": connector,
+            "versions": versions,
+            "older": older,
+            "newer": newer,
+            "diff": _classified(selectors.definition_diff(older, newer)) if older and newer else [],
+        }
+        return TemplateResponse(request, "admin/connectors/connector_versions.html", context)
+
+    @admin.display(description="Versions")
+    def versions_column(self, connector: Connector):
+        url = reverse("admin:connectors_connector_versions", args=[connector.pk])
+        return format_html('<a href="{}">history and changes</a>', url)
 
     @admin.display(description="Workspace", ordering="workspace__name")
     def workspace_column(self, connector: Connector):
@@ -141,3 +193,55 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
     def deactivate(self, request, queryset):
         changed = connectors_set_active(queryset=queryset, is_active=False)
         self.message_user(request, f"Deactivated {changed} connector(s).", messages.SUCCESS)
+
+
+@admin.register(ConnectorVersion)
+class ConnectorVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Versions are a record, written by the connector services; never edited here (the table is append-only)."""
+
+    list_display = ["connector", "version", "created_by", "created_at"]
+    list_select_related = ["connector", "created_by"]
+    raw_id_fields = ["connector", "workspace", "created_by"]
+    search_fields = ["connector__name"]
+    fields = ["connector", "workspace", "version", "created_by", "created_at", "definition_json"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Definition")
+    def definition_json(self, version: ConnectorVersion):
+        return pretty_json(version.definition)
+
+
+def _chosen(request, by_number: dict, versions: list) -> tuple:
+    """The two versions to compare: `?from=` and `?to=`, else the newest two (404 for an unknown number)."""
+    if not versions:
+        return None, None
+    wanted = []
+    for name, fallback in (("from", versions[min(1, len(versions) - 1)]), ("to", versions[0])):
+        raw = request.GET.get(name)
+        if raw is None:
+            wanted.append(fallback)
+            continue
+        try:
+            wanted.append(by_number[int(raw)])
+        except (KeyError, ValueError):
+            raise Http404(f"No version {raw!r} of this connector.") from None
+    return wanted[0], wanted[1]
+
+
+def _classified(lines: list[str]) -> list[tuple[str, str]]:
+    """Diff lines with a CSS class each: added, removed, hunk header, or unchanged."""
+    kinds = []
+    for line in lines:
+        if line.startswith(("+++", "---", "@@")):
+            kinds.append(("hunk", line))
+        elif line.startswith("+"):
+            kinds.append(("add", line))
+        elif line.startswith("-"):
+            kinds.append(("del", line))
+        else:
+            kinds.append(("same", line))
+    return kinds

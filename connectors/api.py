@@ -5,9 +5,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from connectors import services
+from connectors.lifecycle_api import TEST_ACTIONS, ConnectorLifecycleMixin, actor
 from connectors.models import Connector
 from connectors.serializers import ConnectorSerializer
-from core.throttling import ExecuteRateThrottle
+from core.throttling import ExecuteRateThrottle, TestRunThrottle
 from executions import selectors as execution_selectors
 from executions import services as execution_services
 from executions.api import EXECUTION_FILTERS
@@ -26,6 +27,7 @@ from workspaces.scoping import WorkspaceScopedViewSet
 )
 @extend_schema(tags=["connectors"])
 class ConnectorViewSet(
+    ConnectorLifecycleMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin,
@@ -50,7 +52,9 @@ class ConnectorViewSet(
     def create(self, request, *args, **kwargs):
         serializer = ConnectorSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        connector = services.connector_create(workspace=request.workspace, data=serializer.validated_data)
+        connector = services.connector_create(
+            workspace=request.workspace, data=serializer.validated_data, created_by=actor(request)
+        )
         return Response(ConnectorSerializer(connector).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -62,7 +66,7 @@ class ConnectorViewSet(
             data = {**ConnectorSerializer(connector).data, **data}
         serializer = ConnectorSerializer(connector, data=data)
         serializer.is_valid(raise_exception=True)
-        connector = services.connector_update(connector=connector, data=serializer.validated_data)
+        connector = services.connector_update(connector=connector, data=serializer.validated_data, user=actor(request))
         return Response(ConnectorSerializer(connector).data)
 
     def partial_update(self, request, *args, **kwargs):
@@ -71,6 +75,8 @@ class ConnectorViewSet(
     def get_throttles(self):
         if self.action == "execute":
             return [*super().get_throttles(), ExecuteRateThrottle()]
+        if self.action in TEST_ACTIONS:
+            return [*super().get_throttles(), TestRunThrottle()]
         return super().get_throttles()
 
     @extend_schema(

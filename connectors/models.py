@@ -1,6 +1,8 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from workspaces.models import Workspace
 
@@ -47,3 +49,28 @@ class Connector(models.Model):
     @property
     def definition(self) -> dict:
         return {field: getattr(self, field) for field in DEFINITION_FIELDS}
+
+
+class ConnectorVersion(models.Model):
+    """One version of a connector's definition, written in the same transaction as the change that made it.
+
+    Append-only: every version, the current one included, has a row; a restore writes a new row, and the
+    database refuses UPDATEs of this table (PostgreSQL trigger, migration 0004). Executions name the version
+    they ran (`Execution.connector_version`), which always has its row here.
+    """
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="versions")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    definition = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["connector", "-version"]
+        constraints = [models.UniqueConstraint(fields=["connector", "version"], name="unique_connector_version")]
+
+    def __str__(self) -> str:
+        return f"{self.connector_id} v{self.version}"

@@ -29,3 +29,10 @@ class ExecuteRateThrottle(throttling.SimpleRateThrottle):
         workspace = getattr(request, "workspace", None)
         ident = f"ws:{workspace.pk}" if workspace is not None else f"user:{request.user.pk}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class TestRunThrottle(throttling.UserRateThrottle):
+    """Test runs, per user: each holds a web worker for up to a minute while its steps run
+    (`API_THROTTLE_TEST_RUN`, default 10/min)."""
+
+    scope = "test_run"

@@ -158,7 +158,10 @@ class ConnectorTemplateViewSet(viewsets.GenericViewSet):
         serializer = TemplateInstallSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         connector, missing = services.template_install(
-            template=template, workspace=membership.workspace, name=serializer.validated_data.get("name")
+            template=template,
+            workspace=membership.workspace,
+            name=serializer.validated_data.get("name"),
+            user=request.user,
         )
         body = {"connector": ConnectorSerializer(connector).data, "missing_credentials": missing}
         return Response(body, status=status.HTTP_201_CREATED)

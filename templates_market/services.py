@@ -14,14 +14,15 @@ from django.db.models import Avg, Count, F, QuerySet
 from django.utils import timezone
 
 from connectors.models import Connector
-from connectors.services import connector_create
+from connectors.selectors import missing_services
+from connectors.services import connector_create, connector_replace_definition, revalidated
 from connectors.validation import DefinitionSerializer
 from core.changes import save_changes
 from core.exceptions import Conflict, InvalidInput
 from templates_market.models import ConnectorTemplate, TemplateRating
-from templates_market.selectors import missing_credentials
+from templates_market.selectors import missing_credentials, required_service_names, templates_visible_to
 from templates_market.serializers import default_slug, plain
-from workspaces.models import Workspace
+from workspaces.models import User, Workspace
 
 EDITABLE_FIELDS = (
     "name",
@@ -123,7 +124,7 @@ def _distinct_connector_name(*, workspace: Workspace, wanted: str) -> str:
 
 @transaction.atomic
 def template_install(
-    *, template: ConnectorTemplate, workspace: Workspace, name: str | None = None
+    *, template: ConnectorTemplate, workspace: Workspace, name: str | None = None, user: User | None = None
 ) -> tuple[Connector, list[str]]:
     """Copies the template into a new connector of `workspace`.
 
@@ -152,9 +153,49 @@ def template_install(
             **plain(serializer.validated_data),
         },
         template=template,
+        created_by=user,
     )
     ConnectorTemplate.objects.filter(pk=template.pk).update(install_count=F("install_count") + 1)
     return connector, missing_credentials(template=template, workspace=workspace)
+
+
+@transaction.atomic
+def connector_update_from_template(*, connector: Connector, user: User) -> tuple[Connector, list[str]]:
+    """Gives the connector its template's current definition as a new version (name, description, active flag
+    and id stay), and returns it with the template's required services the workspace has no credential for.
+
+    Raises Conflict when the connector has no template (never installed from one, or the template was
+    deleted), the template is no longer visible to `user` (made private), the connector is already at the
+    template's version, or the template's definition no longer passes the validator.
+    """
+    locked = Connector.objects.select_for_update(of=("self",)).get(pk=connector.pk)
+    if locked.template_id is None:
+        raise Conflict(
+            "This connector is not linked to a template: it was not installed from one, or its template was deleted.",
+            code="no_template",
+        )
+    template = templates_visible_to(user).filter(pk=locked.template_id).first()
+    if template is None:
+        raise Conflict(
+            "The template this connector was installed from is no longer public, so it cannot be updated from it.",
+            code="template_unavailable",
+        )
+    if locked.template_version is not None and template.version <= locked.template_version:
+        raise Conflict(
+            f"The connector is already up to date with version {template.version} of its template.",
+            code="up_to_date",
+        )
+    definition = revalidated(
+        template.definition,
+        message="This template's definition is no longer valid; the connector cannot be updated from it until "
+        "staff fix it.",
+        code="template_invalid",
+    )
+    updated = connector_replace_definition(
+        connector=locked, definition=definition, user=user, template_version=template.version
+    )
+    missing = missing_services(workspace_id=updated.workspace_id, services=required_service_names(template))
+    return updated, missing
 
 
 def _recompute_rating(template_id) -> ConnectorTemplate:

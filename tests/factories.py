@@ -5,7 +5,7 @@ from functools import cache
 import factory
 from django.contrib.auth.hashers import make_password
 
-from connectors.models import Connector
+from connectors.models import Connector, ConnectorVersion
 from contacts.models import Contact
 from workspaces.models import Membership, Role, User, Workspace
 
@@ -56,6 +56,18 @@ class ConnectorFactory(factory.django.DjangoModelFactory):
     workspace = factory.SubFactory(WorkspaceFactory)
     name = factory.Sequence(lambda n: f"Connector {n}")
     steps = factory.LazyFunction(lambda: [normalized_step(simple_step())])
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """Records its current version too, as `connectors.services.connector_create` does."""
+        connector = super()._create(model_class, *args, **kwargs)
+        ConnectorVersion.objects.create(
+            connector=connector,
+            workspace_id=connector.workspace_id,
+            version=connector.version,
+            definition=connector.definition,
+        )
+        return connector
 
 
 class ContactFactory(factory.django.DjangoModelFactory):

@@ -56,8 +56,8 @@ def test_every_admin_page_renders_for_staff(staff_client, staff):
 
     statuses = {url: staff_client.get(url).status_code for url in pages}
 
-    assert len(admin.site._registry) == 14
-    assert len(pages) == 2 + 14 * 2 + 7
+    assert len(admin.site._registry) == 15
+    assert len(pages) == 2 + 15 * 2 + 7
     assert statuses == dict.fromkeys(pages, 200)
 
 

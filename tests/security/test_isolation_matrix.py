@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from connectors.models import Connector
+from connectors.models import Connector, ConnectorVersion
 from contacts.models import Contact
 from credentials.models import Credential
 from executions.models import Execution, ExecutionStep
@@ -35,6 +35,7 @@ SCHEMA_METHODS = ("get", "post", "put", "patch", "delete")
 # (the collection segment before the parameter, the parameter) -> which of Acme's objects fills it.
 PARAMETER_KINDS = {
     ("connectors", "id"): "connector",
+    ("versions", "number"): "version",
     ("contacts", "id"): "contact",
     ("executions", "id"): "execution",
     ("credentials", "service_name"): "credential",
@@ -53,6 +54,13 @@ BODIES = {
     ("put", "/api/v1/connectors/{id}/"): CONNECTOR_BODY,
     ("patch", "/api/v1/connectors/{id}/"): {"name": "Renamed by bob"},
     ("post", "/api/v1/connectors/{id}/execute/"): {"input": {}},
+    ("post", "/api/v1/connectors/{id}/test/"): {"input": {}},
+    # A private address: the SSRF guard refuses it before anything connects.
+    ("post", "/api/v1/connectors/test/"): {"definition": {"steps": [{"name": "probe", "url": "http://10.255.0.1/x"}]}},
+    ("post", "/api/v1/connectors/import/"): {
+        "format": "connector/v1",
+        "connector": {"name": "Bob's import", "steps": [{"name": "fetch", "url": "https://api.example.com/x"}]},
+    },
     ("post", "/api/v1/contacts/"): {"email": "bob-contact@globex.test"},
     ("put", "/api/v1/contacts/{id}/"): {"email": "bob-contact@globex.test"},
     ("patch", "/api/v1/contacts/{id}/"): {"first_name": "Renamed by bob"},
@@ -112,6 +120,7 @@ SCOPED_OPERATIONS = [op for op in OPERATIONS if op.scoped]
 def _values(tenant: TenantData) -> dict[str, str]:
     return {
         "connector": str(tenant.connector.id),
+        "version": "1",
         "contact": str(tenant.contact.id),
         "execution": str(tenant.execution.id),
         "credential": tenant.credential.service_name,
@@ -152,6 +161,7 @@ def _snapshot(workspace: Workspace) -> dict:
                 "id", "name", "is_active", "version", "updated_at"
             )
         ),
+        "versions": sorted(ConnectorVersion.objects.filter(workspace=workspace).values_list("id", "version")),
         "contacts": sorted(Contact.objects.filter(workspace=workspace).values_list("id", "email", "updated_at")),
         "executions": sorted(
             Execution.objects.filter(workspace=workspace).values_list("id", "status", "cancel_requested")

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from connectors.models import Connector
+from connectors.models import Connector, ConnectorVersion
 from contacts.models import Contact
 from core import rls
 from credentials.models import Credential
@@ -30,8 +30,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 MIGRATION = importlib.import_module("core.migrations.0001_rls")
+# Migrations that put the policy on tables created after core/0001.
+LATER_MIGRATIONS = [importlib.import_module("connectors.migrations.0005_version_history")]
 
-SCOPED_MODELS = [Workspace, Membership, Connector, Contact, Credential, Execution, ExecutionStep, ConnectorDailyStats]
+SCOPED_MODELS = [
+    Workspace,
+    Membership,
+    Connector,
+    ConnectorVersion,
+    Contact,
+    Credential,
+    Execution,
+    ExecutionStep,
+    ConnectorDailyStats,
+]
 
 
 class UnscopedCountsViewSet(WorkspaceScopedViewSet):
@@ -114,7 +126,8 @@ def test_every_workspace_scoped_table_has_forced_rls_and_the_policy(db):
         rows = {name: flags for name, *flags in cursor.fetchall()}
 
     assert rows == {table: [True, True, True] for table in _scoped_tables()}
-    assert set(MIGRATION.SCOPED_TABLES) == _scoped_tables()
+    covered = set(MIGRATION.SCOPED_TABLES).union(*(set(m.SCOPED_TABLES) for m in LATER_MIGRATIONS))
+    assert covered == _scoped_tables()
 
 
 def test_the_app_role_can_neither_log_in_nor_bypass_rls(db):
