@@ -135,7 +135,7 @@ class ConnectorLifecycleMixin:
     @action(detail=True, methods=["post"], url_path="update-from-template", url_name="update-from-template")
     def update_from_template(self, request, *args, **kwargs):
         """Gives the connector its template's current definition as a new version."""
-        connector, missing = connector_update_from_template(connector=self.get_object(), user=request.user)
+        connector, missing = connector_update_from_template(connector=self.get_object(), user=actor(request))
         return Response({**ConnectorSerializer(connector).data, "missing_credentials": missing})
 
     @extend_schema(responses={200: ExportDocumentSerializer})

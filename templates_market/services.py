@@ -9,6 +9,7 @@ the required credentials. Installed connectors remember the version they were co
 import re
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import Avg, Count, F, QuerySet
 from django.utils import timezone
@@ -160,7 +161,7 @@ def template_install(
 
 
 @transaction.atomic
-def connector_update_from_template(*, connector: Connector, user: User) -> tuple[Connector, list[str]]:
+def connector_update_from_template(*, connector: Connector, user: User | None) -> tuple[Connector, list[str]]:
     """Gives the connector its template's current definition as a new version (name, description, active flag
     and id stay), and returns it with the template's required services the workspace has no credential for.
 
@@ -174,7 +175,8 @@ def connector_update_from_template(*, connector: Connector, user: User) -> tuple
             "This connector is not linked to a template: it was not installed from one, or its template was deleted.",
             code="no_template",
         )
-    template = templates_visible_to(user).filter(pk=locked.template_id).first()
+    # A caller that is not a user (None) sees what non-staff see: public templates.
+    template = templates_visible_to(user or AnonymousUser()).filter(pk=locked.template_id).first()
     if template is None:
         raise Conflict(
             "The template this connector was installed from is no longer public, so it cannot be updated from it.",

@@ -1,7 +1,9 @@
 """Connector versions: every change that raises `version` is kept, with who made it; list, detail, restore."""
 
+import threading
+
 import pytest
-from django.db import DataError, InternalError, ProgrammingError, transaction
+from django.db import DataError, InternalError, ProgrammingError, connection, transaction
 
 from connectors import services
 from connectors.models import Connector, ConnectorVersion
@@ -258,3 +260,42 @@ def test_every_lifecycle_path_answers_with_and_without_a_trailing_slash(alice_ap
         "update": 409,
         "import": 201,
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_edits_each_record_their_own_version_of_the_whole_definition():
+    from tests.factories import WorkspaceFactory
+
+    connector = ConnectorFactory(workspace=WorkspaceFactory())
+    first_holds_the_row = threading.Event()
+    second_started = threading.Event()
+
+    def change_steps():
+        try:
+            with transaction.atomic():
+                services.connector_update(connector=connector, data={"steps": [normalized_step(OTHER_STEP)]})
+                first_holds_the_row.set()
+                second_started.wait(5)
+        finally:
+            connection.close()
+
+    def change_duration():
+        try:
+            first_holds_the_row.wait(5)
+            second_started.set()
+            services.connector_update(connector=connector, data={"max_duration_seconds": 42})
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=change_steps), threading.Thread(target=change_duration)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    rows = list(ConnectorVersion.objects.filter(connector=connector).order_by("version"))
+    connector.refresh_from_db()
+    assert [row.version for row in rows] == [1, 2, 3]
+    assert rows[2].definition == connector.definition
+    assert rows[2].definition["steps"] == [normalized_step(OTHER_STEP)]
+    assert rows[2].definition["max_duration_seconds"] == 42
