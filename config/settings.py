@@ -248,6 +248,9 @@ CONNECTORS_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 CONNECTORS_STORED_BODY_BYTES = 64 * 1024
 CONNECTORS_WORKSPACE_CONCURRENCY = env_int("CONNECTORS_WORKSPACE_CONCURRENCY", 20, minimum=1)
 CONNECTORS_EMBEDDED_WORKERS = env_int("CONNECTORS_EMBEDDED_WORKERS", 4, minimum=1)
+# Outbound rate budget (executions.ratelimit): a request whose turn is further away than this gives its worker
+# back and the execution is re-queued for that time, like a retry.
+CONNECTORS_RATE_LIMIT_MAX_WAIT_SECONDS = env_int("CONNECTORS_RATE_LIMIT_MAX_WAIT_SECONDS", 2, minimum=0)
 # A running execution renews its heartbeat this often (also during a slow step); the sweeper under beat
 # requeues one whose heartbeat is older than the stale window. See docs/reliability.md.
 CONNECTORS_HEARTBEAT_SECONDS = env_int("CONNECTORS_HEARTBEAT_SECONDS", 10, minimum=1)

@@ -23,6 +23,8 @@ from core.admin_tools import (
     changelist_link,
     pretty_json,
 )
+from executions.step_stats import step_stats
+from executions.step_stats_chart import step_stats_chart
 
 
 class TemplateInstalledFilter(admin.SimpleListFilter):
@@ -87,6 +89,7 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
                 ]
             },
         ),
+        ("Steps, last 30 days", {"fields": ["step_stats_chart"]}),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
     readonly_fields = [
@@ -103,6 +106,7 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
         "successful_executions",
         "failed_executions",
         "last_executed_at",
+        "step_stats_chart",
         "created_at",
         "updated_at",
     ]
@@ -179,6 +183,10 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
     @admin.display(description="Steps")
     def steps_json(self, connector: Connector):
         return pretty_json(connector.steps)
+
+    @admin.display(description="Requests per step")
+    def step_stats_chart(self, connector: Connector):
+        return step_stats_chart(step_stats(connector.pk, [step["name"] for step in connector.steps]))
 
     @admin.display(description="Contact mapping")
     def contact_mapping_json(self, connector: Connector):

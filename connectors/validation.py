@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
+from connectors.engine.pagination import MAX_PAGES, PAGINATION_TYPES
 from connectors.engine.paths import PathSyntaxError, parse_path
 from connectors.engine.templating import TemplateSyntaxError, compile_template, iter_templates
 from connectors.input_schema import SchemaRefused, check_input_schema
@@ -36,7 +37,9 @@ AUTH_FIELDS = {
     "bearer": ("token",),
     "api_key": ("in", "name", "value"),
     "basic": ("username", "password"),
+    "oauth2": ("credential",),
 }
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def check_template(source: str) -> None:
@@ -140,6 +143,9 @@ class StepSerializer(StrictSerializer):
     extract = serializers.DictField(child=StringField(max_length=1024), default=dict)
     continue_on_error = serializers.BooleanField(default=False)
     retry = RetrySerializer(default=lambda: {"max_attempts": 3})
+    # Optional, and absent from the stored form when not given (docs/connectors.md, "HTTP features").
+    paginate = serializers.JSONField(required=False)
+    idempotency_key = serializers.BooleanField(required=False)
 
     def validate_url(self, value: str) -> str:
         literal_prefix = value.split("{{", 1)[0]
@@ -168,7 +174,9 @@ class StepSerializer(StrictSerializer):
                 errors[field] = ['Must be "header" or "query".']
             elif field == "name" and value.get("in") == "header" and not HEADER_NAME.match(value[field]):
                 errors[field] = ["Not a valid header name."]
-            elif field not in ("in", "name"):
+            elif field == "credential" and not SERVICE_NAME.match(value[field]):
+                errors[field] = ["Name a credential's service_name: ^[a-z0-9][a-z0-9_-]{0,63}$."]
+            elif field not in ("in", "name", "credential"):
                 try:
                     check_template(value[field])
                 except serializers.ValidationError as error:
@@ -176,6 +184,9 @@ class StepSerializer(StrictSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return value
+
+    def validate_paginate(self, value: Any) -> dict:
+        return validate_paginate(value)
 
     def validate_extract(self, value: dict) -> dict:
         if len(value) > MAX_ENTRIES:
@@ -208,6 +219,52 @@ class StepSerializer(StrictSerializer):
         return attrs
 
 
+PAGINATE_FIELDS = {
+    "cursor": {"required": ("cursor_path", "param"), "optional": ()},
+    "next_url": {"required": (), "optional": ("path",)},
+    "offset": {"required": ("param", "limit_param", "limit"), "optional": ()},
+    "page": {"required": ("param",), "optional": ("start",)},
+}
+PATH_KEYS = ("cursor_path", "path", "items_path")
+
+
+def validate_paginate(value: Any) -> dict:
+    """`{"type", ...type fields, "items_path"?, "max_pages"? [10]}`; returns it with `max_pages` filled in."""
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Must be an object with a type.")
+    kind = value.get("type")
+    if kind not in PAGINATION_TYPES:
+        raise serializers.ValidationError(
+            {"type": [f"Unknown pagination type; use one of {', '.join(PAGINATION_TYPES)}."]}
+        )
+    spec = PAGINATE_FIELDS[kind]
+    allowed = {"type", "items_path", "max_pages", *spec["required"], *spec["optional"]}
+    errors: dict[str, list[str]] = {key: ["Unknown field."] for key in sorted(set(value) - allowed)}
+    for name in spec["required"]:
+        if name not in value:
+            errors[name] = ["This field is required."]
+    for name in ("param", "limit_param"):
+        if name in value and (not isinstance(value[name], str) or not value[name] or len(value[name]) > 256):
+            errors[name] = ["Must be a non-empty string (a query parameter name)."]
+    for name in PATH_KEYS:
+        if name in value:
+            if not isinstance(value[name], str) or not value[name]:
+                errors[name] = ["Must be a non-empty path."]
+                continue
+            try:
+                parse_path(value[name])
+            except PathSyntaxError as error:
+                errors[name] = [str(error)]
+    for name, low, high in (("limit", 1, 10_000), ("start", 0, 1_000_000), ("max_pages", 1, MAX_PAGES)):
+        if name in value and (
+            isinstance(value[name], bool) or not isinstance(value[name], int) or not low <= value[name] <= high
+        ):
+            errors[name] = [f"Must be an integer from {low} to {high}."]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return {**value, "max_pages": value.get("max_pages", 10)}
+
+
 def _body_error(body_type: str, body: Any) -> str | None:
     """What is wrong with `body` for its `body_type`, or None."""
     if body_type == "none":
@@ -236,7 +293,7 @@ def _step_references(step: dict) -> list[tuple[str, Any]]:
     sources: list[tuple[str, str]] = [("url", step["url"])]
     sources += [("headers", v) for v in step["headers"].values()]
     sources += [("query", v) for v in step["query"].values()]
-    sources += [("auth", v) for k, v in step["auth"].items() if k not in ("type", "in", "name")]
+    sources += [("auth", v) for k, v in step["auth"].items() if k not in ("type", "in", "name", "credential")]
     sources += [("body", s) for _loc, s in iter_templates(step["body"])] if step["body_type"] != "none" else []
     for field, source in sources:
         found += [(field, reference) for reference in compile_template(source).references]

@@ -14,22 +14,34 @@ class CredentialAdmin(admin.ModelAdmin):
     list_display = [
         "service_name",
         "workspace",
+        "type",
         "field_list",
         "key_id",
         "created_at",
         "updated_at",
         "last_used_at",
     ]
-    list_filter = ["key_id", "created_at", "last_used_at"]
+    list_filter = ["type", "key_id", "created_at", "last_used_at"]
     search_fields = ["service_name", "workspace__name", "=workspace__id"]
     list_select_related = ["workspace"]
     ordering = ["workspace__name", "service_name"]
     # The ciphertext is not a field of any admin page or form.
-    fields = ["workspace", "service_name", "field_list", "key_id", "created_at", "updated_at", "last_used_at"]
+    fields = [
+        "workspace",
+        "service_name",
+        "type",
+        "field_list",
+        "rate_limit",
+        "token_expires_at",
+        "key_id",
+        "created_at",
+        "updated_at",
+        "last_used_at",
+    ]
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("ciphertext")
+        return super().get_queryset(request).defer("ciphertext", "token_ciphertext")
 
     @admin.display(description="fields")
     def field_list(self, credential: Credential) -> str:

@@ -31,7 +31,7 @@ class CredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
     manager_actions = frozenset({"create", "destroy"})
 
     def get_unscoped_queryset(self):
-        return Credential.objects.defer("ciphertext")
+        return Credential.objects.defer("ciphertext", "token_ciphertext")
 
     @extend_schema(
         summary="Store or replace a credential",
@@ -52,6 +52,8 @@ class CredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
             workspace=request.workspace,
             service_name=serializer.validated_data["service_name"],
             fields=serializer.validated_data["credentials"],
+            type=serializer.validated_data["type"],
+            rate_limit=serializer.validated_data["rate_limit"],
         )
         return Response(
             CredentialSerializer(credential).data,

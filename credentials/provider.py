@@ -47,6 +47,7 @@ class VaultCredentialProvider:
     def __init__(self, workspace_id: uuid.UUID | str) -> None:
         self.workspace_id = workspace_id
         self._cache: dict[str, Mapping[str, str] | None] = {}
+        self._rate_limits: dict[str, dict | None] = {}
         self._used_ids: set[int] = set()
 
     def fields(self, service: str) -> Mapping[str, str]:
@@ -67,11 +68,12 @@ class VaultCredentialProvider:
             return None  # no stored credential can have this name
         credential = (
             Credential.objects.filter(workspace_id=self.workspace_id, service_name=service)
-            .only("pk", "workspace_id", "service_name", "ciphertext")
+            .only("pk", "workspace_id", "service_name", "ciphertext", "rate_limit")
             .first()
         )
         if credential is None:
             return None
+        self._rate_limits[service] = credential.rate_limit
         try:
             values = credential_decrypt(credential)
         except DecryptionError as error:
@@ -81,6 +83,21 @@ class VaultCredentialProvider:
             raise UnreadableCredential(service, str(error)) from None
         self._used_ids.add(credential.pk)
         return MappingProxyType(values)
+
+    def rate_limit(self, service: str) -> dict | None:
+        """The credential's `rate_limit` ({"requests", "per_seconds"}) or None (also for a missing one); read
+        with the fields when they were read, else with one query, then cached."""
+        if service not in self._rate_limits:
+            self._rate_limits[service] = (
+                Credential.objects.filter(workspace_id=self.workspace_id, service_name=service)
+                .values_list("rate_limit", flat=True)
+                .first()
+            )
+        return self._rate_limits[service]
+
+    def note_used(self, credential_id: int) -> None:
+        """Counts a credential read elsewhere for this execution (an OAuth2 token) in :meth:`mark_used`."""
+        self._used_ids.add(credential_id)
 
     @property
     def services_used(self) -> list[str]:

@@ -6,21 +6,42 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from credentials.crypto import SERVICE_NAME_RE
-from credentials.models import Credential
+from credentials.models import Credential, CredentialType
 from credentials.services import FIELD_NAME_RE, MAX_FIELDS, MAX_VALUE_BYTES
+from credentials.types import field_errors, rate_limit_errors
 
 
 class CredentialSerializer(serializers.ModelSerializer):
-    """A stored credential as listed: its service and field names, never its values."""
+    """A stored credential as listed: its service and field names, type and limits, never its values."""
 
     fields = serializers.ListField(
         source="field_names", child=serializers.CharField(), read_only=True, help_text="Field names, sorted."
     )
+    rate_limit = serializers.JSONField(
+        read_only=True, allow_null=True, help_text='{"requests": N, "per_seconds": S} or null.'
+    )
+    token_expires_at = serializers.SerializerMethodField(
+        help_text="OAuth2: when the cached access token stops being used (null without one); null for static."
+    )
 
     class Meta:
         model = Credential
-        fields = ["service_name", "fields", "created_at", "updated_at", "last_used_at"]
+        fields = [
+            "service_name",
+            "type",
+            "fields",
+            "rate_limit",
+            "token_expires_at",
+            "created_at",
+            "updated_at",
+            "last_used_at",
+        ]
         read_only_fields = fields
+
+    def get_token_expires_at(self, credential: Credential) -> str | None:
+        if credential.type == CredentialType.STATIC or credential.token_expires_at is None:
+            return None
+        return serializers.DateTimeField().to_representation(credential.token_expires_at)
 
 
 @extend_schema_field(
@@ -90,7 +111,30 @@ class CredentialWriteSerializer(serializers.Serializer):
             "lower-case letters, digits, '_' or '-', starting with a letter or digit."
         ),
     )
+    type = serializers.ChoiceField(
+        choices=CredentialType.choices,
+        default=CredentialType.STATIC,
+        help_text="static (any fields), oauth2_client_credentials or oauth2_refresh_token.",
+    )
     credentials = CredentialFieldsField(write_only=True)
+    rate_limit = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='{"requests": N, "per_seconds": S}: requests of steps using it are spaced to at most N per S s.',
+    )
+
+    def validate_rate_limit(self, value):
+        problems = rate_limit_errors(value)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
+
+    def validate(self, attrs):
+        errors = field_errors(attrs["type"], attrs["credentials"])
+        if errors:
+            raise serializers.ValidationError({"credentials": errors})
+        return attrs
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):

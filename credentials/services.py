@@ -21,7 +21,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from credentials.crypto import SERVICE_NAME_RE, DecryptionError, Keyring, credential_associated_data
-from credentials.models import Credential
+from credentials.models import Credential, CredentialType
+from credentials.types import field_errors, rate_limit_errors
 from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def _associated_data(workspace_id, service_name: str) -> bytes:
     return credential_associated_data(str(workspace_id), service_name)
 
 
-def _check_input(service_name: str, fields: dict[str, str]) -> None:
+def _check_input(service_name: str, fields: dict[str, str], credential_type: str, rate_limit: dict | None) -> None:
     # The API validates first and answers with field errors; this guards other callers. No value in messages.
     if not SERVICE_NAME_RE.match(service_name):
         raise ValueError("service_name must match ^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -54,24 +55,48 @@ def _check_input(service_name: str, fields: dict[str, str]) -> None:
             raise ValueError("field names must match ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
         if not isinstance(value, str) or not value.strip() or len(value.encode("utf-8")) > MAX_VALUE_BYTES:
             raise ValueError(f"the value of field {name!r} must be a non-blank string of at most 8 KiB")
+    if credential_type not in CredentialType.values:
+        raise ValueError(f"unknown credential type; use one of {', '.join(CredentialType.values)}")
+    problems = field_errors(credential_type, fields)
+    if problems:
+        name = next(iter(problems))
+        raise ValueError(f"{name}: {problems[name][0]}")
+    if rate_limit_errors(rate_limit):
+        raise ValueError(f"rate_limit: {rate_limit_errors(rate_limit)[0]}")
 
 
-def credential_upsert(*, workspace: Workspace, service_name: str, fields: dict[str, str]) -> tuple[Credential, bool]:
-    """Store the workspace's credential for ``service_name``, replacing any existing one.
+def credential_upsert(
+    *,
+    workspace: Workspace,
+    service_name: str,
+    fields: dict[str, str],
+    type: str = CredentialType.STATIC,
+    rate_limit: dict | None = None,
+) -> tuple[Credential, bool]:
+    """Store the workspace's credential for ``service_name``, replacing any existing one (and forgetting
+    any OAuth2 access token cached for the old one).
 
     Returns ``(credential, created)``. The whole object of fields is encrypted with the primary key. Safe
     under concurrency: the row is locked, or created under the unique constraint and, when another request
     created it first, updated instead, so two writers never end with two rows or an error. Raises ValueError
     for input the API would refuse.
     """
-    _check_input(service_name, fields)
+    _check_input(service_name, fields, type, rate_limit)
     keyring = get_keyring()
     plaintext = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     ciphertext = keyring.encrypt(plaintext, associated_data=_associated_data(workspace.id, service_name))
     credential, created = Credential.objects.update_or_create(
         workspace=workspace,
         service_name=service_name,
-        defaults={"field_names": sorted(fields), "ciphertext": ciphertext, "key_id": keyring.primary_key_id},
+        defaults={
+            "field_names": sorted(fields),
+            "ciphertext": ciphertext,
+            "key_id": keyring.primary_key_id,
+            "type": type,
+            "rate_limit": rate_limit,
+            "token_ciphertext": "",
+            "token_expires_at": None,
+        },
     )
     logger.info("%s credential %s of workspace %s", "Stored" if created else "Replaced", service_name, workspace.id)
     return credential, created
@@ -207,9 +232,14 @@ def rotate_credentials(*, batch_size: int = 500, keyring: Keyring | None = None)
                         )
                         continue
                     row.key_id = keyring.primary_key_id
+                    # A cached OAuth2 access token is short-lived: dropped, not re-encrypted (the next use
+                    # fetches a new one with the primary key).
+                    row.token_ciphertext, row.token_expires_at = "", None
                     changed.append(row)
                 # update_fields leaves updated_at alone: the credential's content did not change.
-                Credential.objects.bulk_update(changed, ["ciphertext", "key_id"])
+                Credential.objects.bulk_update(
+                    changed, ["ciphertext", "key_id", "token_ciphertext", "token_expires_at"]
+                )
                 batch.rotated = len(changed)
             rotated_in_pass += batch.rotated
             for failure in batch.failures:

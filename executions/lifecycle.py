@@ -202,6 +202,8 @@ def schedule_retry(execution: Execution, retry) -> bool:
         "error": retry.error,
         "started_at": retry.started_at.isoformat() if retry.started_at else None,
     }
+    if retry.state:
+        pending["state"] = retry.state  # pagination progress: the step resumes at its next page
     with transaction.atomic():
         moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
             status=Status.QUEUED,

@@ -142,3 +142,31 @@ class ConnectorDailyStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector_id} {self.date}: {self.succeeded} ok, {self.failed} failed"
+
+
+class StepDailyStats(models.Model):
+    """Per connector, step and day: the requests its steps sent (every attempt and page), by status code, with
+    retries, 429 answers and a latency histogram (executions.step_stats). Written once per run of an
+    execution in a worker (one upsert for all its steps), read by /stats without touching step rows."""
+
+    connector = models.ForeignKey(Connector, on_delete=models.CASCADE, related_name="step_daily_stats")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    step_name = models.CharField(max_length=64)
+    requests = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    rate_limited = models.PositiveIntegerField(default=0)
+    # {"200": n, ...}; requests that got no answer (connection error, timeout) are under "error".
+    status_codes = models.JSONField(default=dict)
+    # {bucket index: n} over executions.step_stats.LATENCY_BUCKETS_MS.
+    latency = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connector", "date", "step_name"], name="unique_connector_day_step")
+        ]
+        ordering = ["connector", "date", "step_name"]
+        verbose_name_plural = "step daily stats"
+
+    def __str__(self) -> str:
+        return f"{self.connector_id} {self.date} {self.step_name}: {self.requests} requests"

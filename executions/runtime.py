@@ -28,6 +28,7 @@ from connectors.engine.runner import Hooks, PendingRetry, Runner, StepRecord, re
 from credentials.provider import VaultCredentialProvider
 from executions import lifecycle, sealing
 from executions.models import STEP_API_FIELDS, Execution, Status
+from executions.step_http import StepHttp
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +90,12 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
         return None
     redactor = Redactor()
     provider = VaultCredentialProvider(execution.workspace_id)
+    step_http = StepHttp.for_execution(execution, provider, get_runner())  # OAuth2, rate budget, step stats
     deadline = _deadline(execution.started_at, execution.definition["max_duration_seconds"])
     with _Heartbeat(execution, until=deadline + HEARTBEAT_GRACE_SECONDS):
         try:
             with redaction_scope(redactor):
-                _advance(execution, redactor, provider, on_step, deadline)
+                _advance(execution, redactor, provider, on_step, deadline, step_http)
         except lifecycle.LostClaim:
             logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
         except SoftTimeLimitExceeded:
@@ -106,13 +108,14 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
             logger.exception("Execution %s stopped by an unexpected error", execution.id)
             _fail(execution, "The execution stopped because of an internal error.")
         finally:
+            step_http.flush(execution)
             _mark_used_quietly(provider)
     if reload:
         execution.refresh_from_db()
     return execution
 
 
-def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadline: float) -> None:
+def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadline: float, step_http: StepHttp) -> None:
     definition = execution.definition
     contact = execution.contact.as_template_context() if execution.contact else {}
     context = {
@@ -137,7 +140,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
     def should_stop() -> bool:
         return shutdown_requested() or not running[0]
 
-    hooks = Hooks(on_step=checkpoint, should_stop=should_stop)
+    hooks = Hooks(on_step=checkpoint, should_stop=should_stop, **step_http.hooks())
     outcome = get_runner().advance(
         definition,
         context,
@@ -265,6 +268,7 @@ def _pending_retry(state: dict) -> PendingRetry | None:
         delay=0.0,
         error=state.get("error", ""),
         started_at=datetime.fromisoformat(started) if started else None,
+        state=state.get("state"),
     )
 
 

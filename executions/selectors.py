@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from connectors.models import Connector
 from executions.models import ConnectorDailyStats, Execution, ExecutionStep, Status
+from executions.step_stats import step_stats
 
 STATS_DAYS = 30
 
@@ -85,6 +86,7 @@ def connector_stats(connector: Connector) -> dict:
         "p95_duration_ms": _p95_duration(connector, timed),
         "last_executed_at": connector.last_executed_at,
         "daily": daily,
+        "steps": step_stats(connector.pk, [step["name"] for step in connector.steps]),
     }
 
 

@@ -50,6 +50,15 @@ class DailyStatsSerializer(serializers.Serializer):
     failed = serializers.IntegerField()
 
 
+class StepStatsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    status_codes = serializers.DictField(child=serializers.IntegerField())
+    retries = serializers.IntegerField()
+    rate_limited = serializers.IntegerField(help_text="429 answers.")
+    p50_ms = serializers.IntegerField(allow_null=True)
+    p95_ms = serializers.IntegerField(allow_null=True)
+
+
 class ConnectorStatsSerializer(serializers.Serializer):
     total_executions = serializers.IntegerField()
     successful_executions = serializers.IntegerField()
@@ -59,3 +68,7 @@ class ConnectorStatsSerializer(serializers.Serializer):
     p95_duration_ms = serializers.IntegerField(allow_null=True)
     last_executed_at = serializers.DateTimeField(allow_null=True)
     daily = DailyStatsSerializer(many=True)
+    steps = serializers.DictField(
+        child=StepStatsSerializer(),
+        help_text="Per step over the last 30 days: every request sent (attempts and pages), by status code.",
+    )

@@ -5,7 +5,8 @@ credential "last used" mark. The contact mapping is rendered and diffed by the c
 (`contacts.services.contact_changes`), and only the diff is returned.
 
 This module is the one adapter between test runs and the execution machinery; it reads `executions.runtime`
-for the process's runner and nothing else.
+for the process's runner and `executions.step_http` for OAuth2 tokens and the rate budget (a test run that
+would wait long for the budget fails with that wait as its error).
 """
 
 import time
@@ -23,6 +24,7 @@ from credentials.provider import VaultCredentialProvider
 from executions.models import STEP_API_FIELDS, ExecutionStep, Status
 from executions.runtime import get_runner
 from executions.services import validate_input
+from executions.step_http import test_run_hooks
 from workspaces.models import Workspace
 
 # A test run holds a web worker: it ends after this long whatever the definition's max_duration_seconds.
@@ -57,17 +59,17 @@ def run_test(*, workspace: Workspace, definition: dict[str, Any], input: Any, co
             raise InvalidInput("No such contact in this workspace.", field="contact_id")
     once = {**definition, "steps": [{**step, "retry": {"max_attempts": 1}} for step in definition["steps"]]}
     redactor = Redactor()
+    provider = VaultCredentialProvider(workspace.pk)
     context: dict[str, Any] = {
         "input": input,
         "contact": contact.as_template_context() if contact else {},
-        "workspace": WorkspaceNamespace(VaultCredentialProvider(workspace.pk), redactor),
+        "workspace": WorkspaceNamespace(provider, redactor),
     }
     records: list[StepRecord] = []
     deadline = time.monotonic() + min(definition["max_duration_seconds"], TEST_RUN_MAX_SECONDS)
     with redaction_scope(redactor):
-        outcome = get_runner().advance(
-            once, context, redactor, Hooks(on_step=records.append), finished=[], deadline=deadline
-        )
+        hooks = Hooks(on_step=records.append, **test_run_hooks(workspace.pk, provider, get_runner()))
+        outcome = get_runner().advance(once, context, redactor, hooks, finished=[], deadline=deadline)
         changes, notes = {}, []
         if outcome.status == Status.SUCCEEDED and definition["contact_mapping"]:
             values, notes = render_contact_mapping(definition["contact_mapping"], context)
@@ -78,7 +80,7 @@ def run_test(*, workspace: Workspace, definition: dict[str, Any], input: Any, co
     return TestRunResult(
         status=outcome.status or Status.FAILED,
         output={r.name: r.extracted for r in records if r.status == "succeeded"},
-        error=redactor.scrub_text(outcome.error) if outcome.error else None,
+        error=redactor.scrub_text(outcome.error or (outcome.retry.error if outcome.retry else "")) or None,
         steps=[_step_row(record) for record in records],
         contact_changes=changes,
         notes=notes,

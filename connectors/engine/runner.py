@@ -27,7 +27,10 @@ from xml.sax.saxutils import escape as xml_escape
 from requests.structures import CaseInsensitiveDict
 
 from connectors.engine.credentials import MissingCredential
-from connectors.engine.http import HttpError, OutboundRequest, OutboundResponse, SafeHttpClient
+from connectors.engine.exchange import Exchange, RateBudget, RateLimitWait, RequestEvent, SendFailure, step_services
+from connectors.engine.http import OutboundRequest, OutboundResponse, SafeHttpClient
+from connectors.engine.oauth import TokenSource
+from connectors.engine.pagination import PageState, PaginationError, Paginator
 from connectors.engine.paths import PathNotFound, extract, resolve
 from connectors.engine.redaction import Redactor
 from connectors.engine.templating import UnresolvedReference, compile_template, render_json, to_text
@@ -36,6 +39,7 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 300.0
 DEFAULT_STORED_BODY_BYTES = 64 * 1024
+MAX_PAGE_PROGRESS_BYTES = 256 * 1024
 BODY_CONTENT_TYPES = {
     "json": "application/json",
     "form": "application/x-www-form-urlencoded",
@@ -89,6 +93,8 @@ class PendingRetry:
     delay: float
     error: str
     started_at: datetime | None
+    # Pagination progress of the step (PageState.to_json(), scrubbed), so a resumed step goes on from there.
+    state: dict | None = None
 
 
 @dataclass
@@ -107,6 +113,11 @@ class Hooks:
 
     on_step: Callable[[StepRecord], None]
     should_stop: Callable[[], bool] = lambda: False
+    # HTTP features of steps (connectors/engine/exchange.py); all optional.
+    tokens: TokenSource | None = None
+    budget: RateBudget | None = None
+    on_request: Callable[[RequestEvent], None] | None = None
+    run_key: str | None = None  # the execution id: the seed of Idempotency-Key values
 
 
 def utcnow() -> datetime:
@@ -176,7 +187,7 @@ class Runner:
             step = steps[index]
             prior = pending if pending is not None and pending.index == index else None
             record, retry = self._run_step(
-                step, index, context, redactor, prior, deadline, secrets.get(step["name"], ())
+                step, index, context, redactor, prior, deadline, secrets.get(step["name"], ()), hooks
             )
             if retry is not None:
                 return Outcome("waiting", retry=retry)
@@ -201,40 +212,118 @@ class Runner:
         prior: PendingRetry | None,
         deadline: float | None,
         secret_outputs: Iterable[tuple] = (),
+        hooks: Hooks | None = None,
     ) -> tuple[StepRecord, PendingRetry | None]:
+        hooks = hooks or Hooks(on_step=lambda record: None)
         attempts = (prior.attempts if prior else 0) + 1
+        paginator = Paginator(step["paginate"]) if step.get("paginate") else None
+        pages = PageState.from_json(prior.state if prior else None) or (paginator.start() if paginator else None)
         record = StepRecord(
             index=index,
             name=step["name"],
             status="failed",
-            attempts=attempts,
+            attempts=attempts + (pages.sent_before if pages else 0),
             started_at=prior.started_at if prior and prior.started_at else utcnow(),
+        )
+        exchange = Exchange(
+            self.client,
+            step,
+            redactor,
+            services=step_services(step),
+            budget=hooks.budget,
+            tokens=hooks.tokens,
+            on_request=hooks.on_request,
+            run_key=hooks.run_key,
         )
         started = time.monotonic()
         try:
             remaining = _remaining(deadline)
-            request, sensitive = self.render_request(step, context, redactor)
+            request, sensitive = self.render_request(step, context, redactor, exchange=exchange)
             request.timeout = min(float(step["timeout_seconds"]), remaining)
+            exchange.add_idempotency_key(request, page=pages.pages + 1 if pages else 1)
             record.request = _stored_request(request, redactor)
-            response = self._send(request, sensitive)
-            self._complete(step, record, response, redactor, secret_outputs)
+            if paginator is None or pages is None:
+                response = self._send(exchange, request, sensitive, retry=attempts > 1)
+                self._complete(step, record, response, redactor, secret_outputs)
+            else:
+                attempts, last = self._paginate(
+                    step, record, exchange, request, sensitive, paginator, pages, attempts, deadline
+                )
+                self._complete(step, record, last, redactor, secret_outputs, parsed=Paginator.combined(pages))
+        except RateLimitWait as wait:
+            if deadline is None or time.monotonic() + wait.delay < deadline:
+                note = f"waiting {wait.delay:.1f}s for the outbound rate budget"
+                return record, PendingRetry(
+                    index, attempts - 1, wait.delay, note, record.started_at, self._progress(pages, redactor)
+                )
+            record.error = "the outbound rate budget leaves no time for this request within max_duration_seconds"
         except StepFailure as failure:
             record.error = redactor.scrub_text(failure.message)
             max_attempts = step["retry"]["max_attempts"]
             if failure.transient and attempts < max_attempts:
                 delay = backoff_delay(attempts, failure.retry_after)
                 if deadline is None or time.monotonic() + delay < deadline:
-                    return record, PendingRetry(index, attempts, delay, record.error, record.started_at)
+                    progress = self._progress(pages, redactor)
+                    return record, PendingRetry(index, attempts, delay, record.error, record.started_at, progress)
                 record.error += "; no time left for another attempt within max_duration_seconds"
         record.finished_at = utcnow()
         record.duration_ms = int((time.monotonic() - started) * 1000)
         return record, None
 
+    def _paginate(
+        self,
+        step: Mapping[str, Any],
+        record: StepRecord,
+        exchange: Exchange,
+        base: OutboundRequest,
+        sensitive: list[str],
+        paginator: Paginator,
+        pages: PageState,
+        attempts: int,
+        deadline: float | None,
+    ) -> tuple[int, OutboundResponse]:
+        """Fetches pages until the paginator stops or a page fails; each page is retried on its own. Returns
+        the attempts of the page in progress (the step's attempts are those of the finished pages plus these)
+        and the last response."""
+        while True:
+            request = paginator.request_for(base, pages)
+            request.timeout = min(float(step["timeout_seconds"]), _remaining(deadline))
+            response = self._send(exchange, request, sensitive, page=pages.pages + 1, retry=attempts > 1)
+            if not 200 <= response.status_code < 300:
+                return attempts, response  # _complete records the failed page and raises
+            body = self._parse_body(step["response_type"], response)
+            try:
+                more = paginator.absorb(pages, body, response.headers, response.url)
+            except PaginationError as error:
+                raise StepFailure(f"{error} (page {pages.pages + 1})") from None
+            pages.sent_before += attempts
+            record.attempts = pages.sent_before
+            if not more:
+                return 0, response
+            attempts = 1
+            record.attempts = pages.sent_before + attempts
+
+    def _progress(self, pages: PageState | None, redactor: Redactor) -> dict | None:
+        """The pagination progress to keep while the step waits; None (start over) when there is none or it
+        is too large to keep."""
+        if pages is None or not pages.pages:
+            return None
+        progress = redactor.scrub(pages.to_json())
+        if len(json.dumps(progress, ensure_ascii=False).encode()) > MAX_PAGE_PROGRESS_BYTES:
+            return None
+        return progress
+
     def render_request(
-        self, step: Mapping[str, Any], context: Mapping[str, Any], redactor: Redactor
+        self,
+        step: Mapping[str, Any],
+        context: Mapping[str, Any],
+        redactor: Redactor,
+        *,
+        exchange: Exchange | None = None,
     ) -> tuple[OutboundRequest, list[str]]:
         """The request a step sends, with auth applied and secrets registered. Raises StepFailure (permanent)
-        for an unresolved reference, a missing credential or a value that would break out of its place."""
+        for an unresolved reference, a missing credential or a value that would break out of its place (and,
+        for OAuth2 auth, when no token could be had; transient when trying again may help)."""
         where = "url"
         try:
             url = compile_template(step["url"]).render(context)
@@ -243,13 +332,15 @@ class Runner:
             where = "headers"
             headers = {name: compile_template(v).render(context) for name, v in step["headers"].items()}
             where = "auth"
-            sensitive = _apply_auth(step["auth"], context, headers, params, redactor)
+            sensitive = _apply_auth(step["auth"], context, headers, params, redactor, exchange)
             where = "body"
             body, default_type = _render_body(step, context)
         except UnresolvedReference as error:
             raise StepFailure(f"{error} in {where}") from None
         except MissingCredential as error:
             raise StepFailure(f"{error} (referenced in {where})") from None
+        except SendFailure as failure:
+            raise StepFailure(failure.message, transient=failure.transient) from None
         if default_type and not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = step.get("content_type") or default_type
         for name, value in headers.items():
@@ -260,11 +351,13 @@ class Runner:
         request = OutboundRequest(method=step["method"], url=url, headers=headers, params=params, body=body)
         return request, sensitive
 
-    def _send(self, request: OutboundRequest, sensitive: list[str]) -> OutboundResponse:
+    def _send(
+        self, exchange: Exchange, request: OutboundRequest, sensitive: list[str], *, page: int = 1, retry: bool
+    ) -> OutboundResponse:
         try:
-            return self.client.send(request, sensitive_headers=sensitive)
-        except HttpError as error:
-            raise StepFailure(error.message, transient=error.transient) from None
+            return exchange.send(request, sensitive, page=page, retry=retry)
+        except SendFailure as failure:
+            raise StepFailure(failure.message, transient=failure.transient) from None
 
     def _complete(
         self,
@@ -273,9 +366,11 @@ class Runner:
         response: OutboundResponse,
         redactor: Redactor,
         secret_outputs: Iterable[tuple] = (),
+        *,
+        parsed: Any = None,
     ) -> None:
-        body = self._parse_body(step["response_type"], response)
         succeeded = 200 <= response.status_code < 300
+        body = parsed if parsed is not None and succeeded else self._parse_body(step["response_type"], response)
         context = {
             **({name: _extract(body, response.headers, path) for name, path in step["extract"].items()}),
             "response": {"status_code": response.status_code, "headers": response.headers, "body": body},
@@ -362,10 +457,20 @@ def _remaining(deadline: float | None) -> float:
 
 
 def _apply_auth(
-    auth: Mapping[str, str], context: Mapping[str, Any], headers: dict, params: dict, redactor: Redactor
+    auth: Mapping[str, str],
+    context: Mapping[str, Any],
+    headers: dict,
+    params: dict,
+    redactor: Redactor,
+    exchange: Exchange | None = None,
 ) -> list[str]:
     """Places the auth of a step and registers its values as secrets. Returns extra sensitive header names."""
     kind = auth["type"]
+    if kind == "oauth2":
+        if exchange is None:
+            raise SendFailure("OAuth2 steps need a token source; none is configured here", transient=False)
+        headers["Authorization"] = exchange.bearer(auth["credential"])
+        return []
 
     def secret(key: str) -> str:
         value = compile_template(auth[key]).render(context)
@@ -437,7 +542,7 @@ def secret_paths(steps: list) -> dict[str, list[tuple]]:
     found: dict[str, list[tuple]] = {}
     for step in steps:
         for key, source in step["auth"].items():
-            if key in ("type", "in", "name"):
+            if key in ("type", "in", "name", "credential"):
                 continue
             for reference in compile_template(source).references:
                 if reference.namespace == "steps" and len(reference.path) > 1:

@@ -34,7 +34,17 @@ def test_owner_stores_a_credential_and_gets_201_with_names_only(alice_api, acme)
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"service_name", "fields", "created_at", "updated_at", "last_used_at"}
+    assert set(body) == {
+        "service_name",
+        "type",
+        "fields",
+        "rate_limit",
+        "token_expires_at",
+        "created_at",
+        "updated_at",
+        "last_used_at",
+    }
+    assert (body["type"], body["rate_limit"], body["token_expires_at"]) == ("static", None, None)
     assert body["service_name"] == "numverify"
     assert body["fields"] == ["account", "api_key"]
     assert body["last_used_at"] is None

@@ -20,7 +20,7 @@ from contacts.models import Contact
 from core import rls
 from credentials.models import Credential
 from credentials.services import credential_upsert
-from executions.models import ConnectorDailyStats, Execution, ExecutionStep
+from executions.models import ConnectorDailyStats, Execution, ExecutionStep, StepDailyStats
 from tests.factories import ConnectorFactory, ContactFactory
 from workspaces.models import Membership, Workspace
 from workspaces.scoping import WorkspaceScopedViewSet
@@ -31,7 +31,10 @@ pytestmark = pytest.mark.skipif(
 
 MIGRATION = importlib.import_module("core.migrations.0001_rls")
 # Migrations that put the policy on tables created after core/0001.
-LATER_MIGRATIONS = [importlib.import_module("connectors.migrations.0005_version_history")]
+LATER_MIGRATIONS = [
+    importlib.import_module("connectors.migrations.0005_version_history"),
+    importlib.import_module("executions.migrations.0003_step_daily_stats"),
+]
 
 SCOPED_MODELS = [
     Workspace,
@@ -43,6 +46,7 @@ SCOPED_MODELS = [
     Execution,
     ExecutionStep,
     ConnectorDailyStats,
+    StepDailyStats,
 ]
 
 
@@ -79,6 +83,7 @@ def workspace_rows(workspace, name: str) -> None:
     )
     ExecutionStep.objects.create(execution=execution, index=0, name="fetch", status="succeeded")
     ConnectorDailyStats.objects.create(connector=connector, workspace=workspace, date=date.today(), succeeded=1)
+    StepDailyStats.objects.create(connector=connector, workspace=workspace, date=date.today(), step_name="fetch")
     credential_upsert(workspace=workspace, service_name="svc", fields={"key": f"{name}-secret"})
     assert contact.workspace_id == workspace.id
 

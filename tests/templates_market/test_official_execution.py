@@ -1,9 +1,10 @@
 """Each official template, executed by the engine against its provider's real URL.
 
 The one seam mocked is the HTTP transport (`responses`), answering with the sample responses shipped in the
-template file. The test checks what was sent (method, path, query, headers, where the auth went, how the body
-was encoded), what was extracted, that the contact mapping resolves, and that no credential value appears in
-the step records.
+template file (for OAuth2 templates, the provider's token endpoint answers first: the token request is built
+by the engine's own `request_token`). The test checks what was sent (method, path, query, headers, where the
+auth went, how the body was encoded), what was extracted, that the contact mapping resolves, and that no
+credential value appears in the step records.
 """
 
 import base64
@@ -16,6 +17,7 @@ import responses
 
 from connectors.engine.credentials import StaticCredentialProvider, WorkspaceNamespace
 from connectors.engine.http import AddressPolicy, SafeHttpClient
+from connectors.engine.oauth import grant_form, request_token
 from connectors.engine.redaction import Redactor
 from connectors.engine.runner import Hooks, Runner, StepRecord, render_contact_mapping
 from templates_market.official import DEFAULT_DIRECTORY, read_official_template
@@ -80,6 +82,36 @@ def add_response(mock: responses.RequestsMock, response: dict) -> None:
     )
 
 
+class SampleTokenSource:
+    """OAuth2 tokens from the sample's credentials, fetched once from the provider's token URL (no cache)."""
+
+    def __init__(self, client: SafeHttpClient, credentials: dict, definition: dict) -> None:
+        self.client = client
+        self.credentials = credentials
+        self.types = {
+            step["auth"]["credential"]: _grant_type(credentials[step["auth"]["credential"]])
+            for step in definition["steps"]
+            if step["auth"]["type"] == "oauth2"
+        }
+        self.tokens: dict[str, str] = {}
+
+    def access_token(self, service: str, *, rejected: str | None = None) -> str:
+        if service not in self.tokens or self.tokens[service] == rejected:
+            fields = self.credentials[service]
+            self.tokens[service] = request_token(
+                self.client,
+                token_url=fields["token_url"],
+                client_id=fields["client_id"],
+                client_secret=fields["client_secret"],
+                form=grant_form(self.types[service], fields),
+            ).access_token
+        return self.tokens[service]
+
+
+def _grant_type(fields: dict) -> str:
+    return "oauth2_refresh_token" if "refresh_token" in fields else "oauth2_client_credentials"
+
+
 @pytest.fixture
 def runner():
     client = SafeHttpClient(AddressPolicy())
@@ -102,7 +134,9 @@ def test_official_template_runs_against_its_provider(runner, path: Path):
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         for response in sample["responses"]:
             add_response(mock, response)
-        outcome = runner.advance(definition, context, redactor, Hooks(on_step=records.append), finished=[])
+        tokens = SampleTokenSource(runner.client, sample["credentials"], definition)
+        hooks = Hooks(on_step=records.append, tokens=tokens)
+        outcome = runner.advance(definition, context, redactor, hooks, finished=[])
         calls = list(mock.calls)
 
     assert (outcome.state, outcome.status) == ("finished", "succeeded"), outcome.error
