@@ -1,6 +1,6 @@
 """Writes to connectors. Definitions arrive validated and normalized by `connectors.validation`."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -9,11 +9,16 @@ from connectors.models import DEFINITION_FIELDS, Connector
 from core.changes import save_changes
 from workspaces.models import Workspace
 
+if TYPE_CHECKING:  # templates_market imports this module
+    from templates_market.models import ConnectorTemplate
+
 EDITABLE_FIELDS = ("name", "description", "is_active", *DEFINITION_FIELDS)
 
 
 @transaction.atomic
-def connector_create(*, workspace: Workspace, data: dict[str, Any], template=None) -> Connector:
+def connector_create(
+    *, workspace: Workspace, data: dict[str, Any], template: "ConnectorTemplate | None" = None
+) -> Connector:
     fields = {name: data[name] for name in EDITABLE_FIELDS if name in data}
     return Connector.objects.create(
         workspace=workspace,
