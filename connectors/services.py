@@ -21,6 +21,9 @@ from workspaces.models import User, Workspace
 if TYPE_CHECKING:
     from templates_market.models import ConnectorTemplate
 
+if TYPE_CHECKING:  # templates_market imports this module
+    from templates_market.models import ConnectorTemplate
+
 EDITABLE_FIELDS = ("name", "description", "is_active", *DEFINITION_FIELDS)
 
 

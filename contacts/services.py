@@ -1,8 +1,9 @@
 """Writes to contacts: the API's CRUD and the contact mapping applied by successful executions."""
 
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
-from django.db import transaction
+from django.db import models, transaction
 
 from contacts.models import Contact
 from workspaces.models import Workspace
@@ -53,7 +54,7 @@ def contact_apply_changes(contact: Contact, changes: dict[str, dict[str, Any]]) 
 
 
 @transaction.atomic
-def contact_apply_mapping(*, contact_id, values: dict[str, Any]) -> None:
+def contact_apply_mapping(*, contact_id: UUID | str, values: dict[str, Any]) -> None:
     """Writes mapped values (`field` or `custom_fields.key` -> value) onto the contact, under a row lock so
     concurrent executions for one contact don't lose each other's custom fields."""
     contact = Contact.objects.select_for_update().filter(pk=contact_id).first()
@@ -67,4 +68,5 @@ def _coerce(field: str, value: Any) -> Any:
         if isinstance(value, str):
             return value.strip().lower() in {"true", "1", "yes"}
         return None if value is None else bool(value)
-    return "" if value is None else str(value)[: Contact._meta.get_field(field).max_length]
+    max_length = cast(models.CharField, Contact._meta.get_field(field)).max_length  # mappable fields are text
+    return "" if value is None else str(value)[:max_length]

@@ -14,6 +14,7 @@ import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -40,7 +41,7 @@ def get_keyring() -> Keyring:
     return settings.CONNECTORS_ENCRYPTION_KEYRING
 
 
-def _associated_data(workspace_id, service_name: str) -> bytes:
+def _associated_data(workspace_id: UUID | str, service_name: str) -> bytes:
     return credential_associated_data(str(workspace_id), service_name)
 
 

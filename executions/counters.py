@@ -5,7 +5,8 @@ execution is counted exactly once however many workers race, and statistics stay
 executions there are.
 """
 
-from datetime import datetime
+from datetime import date, datetime
+from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -14,7 +15,7 @@ from connectors.models import Connector
 from executions.models import ConnectorDailyStats, Status
 
 
-def count(connector_id, workspace_id, status: str, duration_ms: int | None, now: datetime) -> None:
+def count(connector_id: UUID, workspace_id: UUID, status: str, duration_ms: int | None, now: datetime) -> None:
     """Counts a finished execution once: the connector's counters, and the daily rollup for succeeded and failed
     runs. Called in the transaction that sets the final status, so a run is counted exactly when it finishes."""
     succeeded = int(status == Status.SUCCEEDED)
@@ -65,7 +66,9 @@ _DAILY_ROLLUP_SQL = """
 """
 
 
-def _add_to_daily_rollup(connector_id, workspace_id, day, succeeded: int, failed: int, duration_ms: int) -> None:
+def _add_to_daily_rollup(
+    connector_id: UUID, workspace_id: UUID, day: date, succeeded: int, failed: int, duration_ms: int
+) -> None:
     """PostgreSQL: one upsert instead of UPDATE, then INSERT in a savepoint, then UPDATE again on a race."""
     with connection.cursor() as cursor:
         cursor.execute(_DAILY_ROLLUP_SQL, [connector_id, workspace_id, day, succeeded, failed, duration_ms])

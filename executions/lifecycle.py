@@ -27,6 +27,7 @@ from django.db.models import F, Func, IntegerField, Q, Subquery
 from django.db.models.lookups import LessThan
 from django.utils import timezone
 
+from connectors.engine.runner import PendingRetry, StepRecord
 from contacts.services import contact_apply_mapping
 from executions import counters, dispatch, sealing
 from executions.models import STEP_RECORD_FIELDS, Execution, ExecutionStep, Status
@@ -46,7 +47,7 @@ def _claim_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def claim(execution_id) -> Execution | None:
+def claim(execution_id: uuid.UUID | str) -> Execution | None:
     """Moves a queued execution to running for this worker; None when someone else has it, it is waiting
     for a retry, it was cancelled, or its workspace is at its concurrency cap (it then stays queued and is
     enqueued again shortly)."""
@@ -97,7 +98,7 @@ def claim(execution_id) -> Execution | None:
         return execution
 
 
-def _owned(execution: Execution, **extra) -> Q:
+def _owned(execution: Execution, **extra: Any) -> Q:
     """The execution as long as this claim owns it (`execution.worker` holds the claim's token)."""
     return Q(pk=execution.id, worker=execution.worker, **extra) & ~Q(worker="")
 
@@ -113,7 +114,7 @@ def heartbeat(execution: Execution) -> bool:
     return bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(heartbeat_at=timezone.now()))
 
 
-def checkpoint_step(execution: Execution, record) -> bool:
+def checkpoint_step(execution: Execution, record: StepRecord) -> bool:
     """Persists a finished (or skipped) step and renews the heartbeat, atomically. Returns whether the run
     may go on to its next step: False when it was cancelled while this step was in flight (the step is still
     recorded: its request was sent).
@@ -137,7 +138,7 @@ def checkpoint_step(execution: Execution, record) -> bool:
 def _checkpoint_sql() -> str:
     """The guarded UPDATE and the step's upsert as one statement, its columns derived from STEP_RECORD_FIELDS;
     the casts type the values the SELECT passes on."""
-    fields = [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
+    fields: list[Any] = [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
     columns = ", ".join(field.column for field in fields)
     values = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
     updates = ", ".join(f"{field.column} = EXCLUDED.{field.column}" for field in fields)
@@ -161,8 +162,16 @@ def _checkpoint_in_one_statement(execution: Execution, index: int, values: dict)
     the UPDATE's RETURNING, so it writes nothing unless the UPDATE matched, and the UPDATE's row lock is held
     until the statement commits: the sweeper cannot take the run away in between. Returns the execution's
     status (running or cancelled), or None when this claim no longer owns it."""
-    fields = [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
-    params = [timezone.now(), execution.id, execution.worker, Status.RUNNING, Status.CANCELLED, execution.id, index]
+    fields: list[Any] = [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
+    params: list[Any] = [
+        timezone.now(),
+        execution.id,
+        execution.worker,
+        Status.RUNNING,
+        Status.CANCELLED,
+        execution.id,
+        index,
+    ]
     params += [field.get_db_prep_save(values[field.name], connection) for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(_checkpoint_sql(), params)
@@ -192,7 +201,7 @@ def _checkpoint_in_a_transaction(execution: Execution, index: int, values: dict)
     return status
 
 
-def schedule_retry(execution: Execution, retry) -> bool:
+def schedule_retry(execution: Execution, retry: PendingRetry) -> bool:
     """Releases the worker: the execution goes back to queued until its retry is due. False (nothing
     scheduled) when the run was cancelled or taken away meanwhile."""
     run_after = timezone.now() + timedelta(seconds=retry.delay)
@@ -313,7 +322,7 @@ def requeue_stuck(*, stale_after: int) -> int:
             moved = Execution.objects.filter(same_state).update(**changes)
             if moved:
                 transaction.on_commit(
-                    lambda execution_id=execution_id, max_duration=max_duration: dispatch.enqueue(
+                    lambda execution_id=execution_id, max_duration=max_duration: dispatch.enqueue(  # type: ignore[misc]
                         execution_id, max_duration=max_duration or dispatch.DEFAULT_MAX_DURATION_SECONDS
                     )
                 )
@@ -323,7 +332,7 @@ def requeue_stuck(*, stale_after: int) -> int:
     return requeued
 
 
-def _fail_abandoned(execution_id, same_state: Q) -> None:
+def _fail_abandoned(execution_id: uuid.UUID, same_state: Q) -> None:
     with transaction.atomic():
         execution = Execution.objects.filter(same_state).only("connector_id", "workspace_id").first()
         if execution is None:

@@ -8,6 +8,7 @@ the required credentials. Installed connectors remember the version they were co
 
 import re
 from typing import Any
+from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
@@ -54,7 +55,7 @@ def _unique_slug(base: str) -> str:
 
 
 @transaction.atomic
-def template_create(*, data: dict[str, Any], author=None) -> ConnectorTemplate:
+def template_create(*, data: dict[str, Any], author: User | None = None) -> ConnectorTemplate:
     """Creates a template from validated data. Without a `slug` one is derived from the name.
 
     Raises InvalidInput (field `slug`) when the slug is taken, also when a concurrent write took it first.
@@ -200,7 +201,7 @@ def connector_update_from_template(*, connector: Connector, user: User | None) -
     return updated, missing
 
 
-def _recompute_rating(template_id) -> ConnectorTemplate:
+def _recompute_rating(template_id: UUID) -> ConnectorTemplate:
     """Recomputes the rating summary from the ratings table; the caller holds the template row lock."""
     summary = TemplateRating.objects.filter(template_id=template_id).aggregate(average=Avg("rating"), count=Count("id"))
     average = round(summary["average"], 2) if summary["average"] is not None else None
@@ -209,7 +210,7 @@ def _recompute_rating(template_id) -> ConnectorTemplate:
 
 
 @transaction.atomic
-def template_rate(*, template: ConnectorTemplate, user, rating: int, review: str = "") -> ConnectorTemplate:
+def template_rate(*, template: ConnectorTemplate, user: User, rating: int, review: str = "") -> ConnectorTemplate:
     """Records `user`'s rating (1..5) of the template, replacing an earlier one, and returns the template with
     its `rating_average` (rounded to 2 decimals, null with no ratings) and `rating_count` recomputed.
 

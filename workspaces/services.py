@@ -32,7 +32,7 @@ def workspace_create(*, name: str, owner: User) -> Workspace:
 class EmailTaken(InvalidInput):
     """The email already has an account. The API does not tell the caller so (docs/security.md)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("This email cannot be registered.", field="email")
 
 

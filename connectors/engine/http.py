@@ -214,7 +214,7 @@ def _refusal(ip: IPAddress) -> str | None:
         reason = _category(v4)
         if reason is not None:
             return f"embeds {v4}, {reason}"
-    if embedded and (ip in _V4_COMPATIBLE or ip in _NAT64_WELL_KNOWN or ip.ipv4_mapped is not None):
+    if embedded and (ip in _V4_COMPATIBLE or ip in _NAT64_WELL_KNOWN or ip.ipv4_mapped is not None):  # type: ignore[union-attr]
         return None
     reason = _category(ip)
     return None if reason is None else f"is {reason}"
@@ -437,7 +437,7 @@ class OutboundRequest:
 @dataclass
 class OutboundResponse:
     status_code: int
-    headers: CaseInsensitiveDict
+    headers: CaseInsensitiveDict[str]
     content: bytes
     url: str
     redirects: int
@@ -550,7 +550,7 @@ class SafeHttpClient:
         self,
         method: str,
         url: str,
-        headers: CaseInsensitiveDict,
+        headers: CaseInsensitiveDict[str],
         params: dict[str, str],
         body: bytes | None,
         deadline: float,

@@ -12,7 +12,7 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from connectors.engine.http import HttpError, OutboundRequest, SafeHttpClient
@@ -107,7 +107,7 @@ def request_token(
     return TokenGrant(token, lifetime, refresh if isinstance(refresh, str) and refresh else None)
 
 
-def _json_object(content: bytes) -> dict:
+def _json_object(content: bytes) -> dict[str, Any]:
     try:
         value = json.loads(content.decode("utf-8", errors="replace")) if content else {}
     except ValueError:

@@ -87,7 +87,7 @@ class Paginator:
             method=base.method, url=url, headers=dict(base.headers), params=params, body=base.body, timeout=base.timeout
         )
 
-    def absorb(self, state: PageState, body: Any, headers: CaseInsensitiveDict, page_url: str) -> bool:
+    def absorb(self, state: PageState, body: Any, headers: CaseInsensitiveDict[str], page_url: str) -> bool:
         """Adds a fetched page to `state` and finds the next one. Returns whether another page is due."""
         items = self._items(body)
         state.pages += 1
@@ -120,7 +120,7 @@ class Paginator:
         return {"items": state.items, "pages": state.pages}
 
 
-def _link_next(headers: CaseInsensitiveDict) -> str | None:
+def _link_next(headers: CaseInsensitiveDict[str]) -> str | None:
     value = headers.get("Link")
     if not value:
         return None

@@ -48,7 +48,7 @@ BODY_CONTENT_TYPES = {
 }
 
 
-class BinaryBody(dict):
+class BinaryBody(dict[str, Any]):
     """A binary response as stored: {"size", "sha256", "base64"}; stored whole, never cut like other bodies."""
 
 
@@ -70,18 +70,18 @@ class StepRecord:
     name: str
     status: str
     attempts: int = 0
-    request: dict | None = None
-    response: dict | None = None
-    extracted: dict = field(default_factory=dict)
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    extracted: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_ms: int | None = None
     # In-memory only: the values templates of later steps read (`steps.NAME...`).
-    context: dict | None = None
+    context: dict[str, Any] | None = None
     # Values of this step that later steps use as auth, unscrubbed: [[path, value], ...]. The caller stores
     # them encrypted, so a resumed execution can still authenticate with them (see `secret_paths`).
-    sealed: list = field(default_factory=list)
+    sealed: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -94,7 +94,7 @@ class PendingRetry:
     error: str
     started_at: datetime | None
     # Pagination progress of the step (PageState.to_json(), scrubbed), so a resumed step goes on from there.
-    state: dict | None = None
+    state: dict[str, Any] | None = None
 
 
 @dataclass
@@ -198,7 +198,7 @@ class Runner:
                 return self._skip_rest(steps, index + 1, hooks, record)
         return Outcome("finished", status="succeeded")
 
-    def _skip_rest(self, steps: list, start: int, hooks: Hooks, failed: StepRecord) -> Outcome:
+    def _skip_rest(self, steps: list[dict[str, Any]], start: int, hooks: Hooks, failed: StepRecord) -> Outcome:
         for index in range(start, len(steps)):
             hooks.on_step(StepRecord(index=index, name=steps[index]["name"], status="skipped"))
         return Outcome("finished", status="failed", error=f"step {failed.name!r} failed: {failed.error}")
@@ -207,11 +207,11 @@ class Runner:
         self,
         step: Mapping[str, Any],
         index: int,
-        context: dict,
+        context: dict[str, Any],
         redactor: Redactor,
         prior: PendingRetry | None,
         deadline: float | None,
-        secret_outputs: Iterable[tuple] = (),
+        secret_outputs: Iterable[tuple[Any, ...]] = (),
         hooks: Hooks | None = None,
     ) -> tuple[StepRecord, PendingRetry | None]:
         hooks = hooks or Hooks(on_step=lambda record: None)
@@ -303,12 +303,12 @@ class Runner:
             attempts = 1
             record.attempts = pages.sent_before + attempts
 
-    def _progress(self, pages: PageState | None, redactor: Redactor) -> dict | None:
+    def _progress(self, pages: PageState | None, redactor: Redactor) -> dict[str, Any] | None:
         """The pagination progress to keep while the step waits; None (start over) when there is none or it
         is too large to keep."""
         if pages is None or not pages.pages:
             return None
-        progress = redactor.scrub(pages.to_json())
+        progress: dict[str, Any] = redactor.scrub(pages.to_json())
         if len(json.dumps(progress, ensure_ascii=False).encode()) > MAX_PAGE_PROGRESS_BYTES:
             return None
         return progress
@@ -365,7 +365,7 @@ class Runner:
         record: StepRecord,
         response: OutboundResponse,
         redactor: Redactor,
-        secret_outputs: Iterable[tuple] = (),
+        secret_outputs: Iterable[tuple[Any, ...]] = (),
         *,
         parsed: Any = None,
     ) -> None:
@@ -432,7 +432,7 @@ class Runner:
         return scrubbed
 
 
-def render_contact_mapping(mapping: Mapping[str, str], context: Mapping[str, Any]) -> tuple[dict, list[str]]:
+def render_contact_mapping(mapping: Mapping[str, str], context: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Values for the contact (target -> value) and notes about mappings skipped as unresolved."""
     values, notes = {}, []
     for target, source in mapping.items():
@@ -443,7 +443,7 @@ def render_contact_mapping(mapping: Mapping[str, str], context: Mapping[str, Any
     return values, notes
 
 
-def _continues(steps: list, index: int) -> bool:
+def _continues(steps: list[dict[str, Any]], index: int) -> bool:
     return bool(steps[index]["continue_on_error"])
 
 
@@ -459,8 +459,8 @@ def _remaining(deadline: float | None) -> float:
 def _apply_auth(
     auth: Mapping[str, str],
     context: Mapping[str, Any],
-    headers: dict,
-    params: dict,
+    headers: dict[str, str],
+    params: dict[str, str],
     redactor: Redactor,
     exchange: Exchange | None = None,
 ) -> list[str]:
@@ -511,7 +511,7 @@ def _render_body(step: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[b
     return compile_template(body).render(context).encode(), BODY_CONTENT_TYPES["raw"]
 
 
-def _stored_request(request: OutboundRequest, redactor: Redactor) -> dict:
+def _stored_request(request: OutboundRequest, redactor: Redactor) -> dict[str, Any]:
     parts = urlsplit(request.url)
     query = "&".join(q for q in (parts.query, urlencode(request.params)) if q)
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
@@ -525,7 +525,7 @@ def _stored_request(request: OutboundRequest, redactor: Redactor) -> dict:
     return stored
 
 
-def _extract(body: Any, headers: CaseInsensitiveDict, path: str) -> Any:
+def _extract(body: Any, headers: CaseInsensitiveDict[str], path: str) -> Any:
     """An output from the parsed body; a path starting with `headers.` reads the response headers when the
     body itself has no `headers` key."""
     if path.startswith("headers.") and not (isinstance(body, dict) and "headers" in body):
@@ -533,24 +533,24 @@ def _extract(body: Any, headers: CaseInsensitiveDict, path: str) -> Any:
     return extract(body, path)
 
 
-def secret_paths(steps: list) -> dict[str, list[tuple]]:
+def secret_paths(steps: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
     """Step name -> paths into that step's results that a later step's auth reads.
 
     `{"type": "bearer", "token": "{{steps.login.token}}"}` makes `("token",)` of step `login` a secret: it is
     redacted wherever it is stored, and kept (encrypted, by the caller) for a resumed execution.
     """
-    found: dict[str, list[tuple]] = {}
+    found: dict[str, list[tuple[Any, ...]]] = {}
     for step in steps:
         for key, source in step["auth"].items():
             if key in ("type", "in", "name", "credential"):
                 continue
             for reference in compile_template(source).references:
                 if reference.namespace == "steps" and len(reference.path) > 1:
-                    found.setdefault(reference.path[0], []).append(tuple(reference.path[1:]))
+                    found.setdefault(reference.path[0], []).append(tuple(reference.path[1:]))  # type: ignore[arg-type]
     return found
 
 
-def _values_at(context: Mapping[str, Any], paths: Iterable[tuple]) -> list:
+def _values_at(context: Mapping[str, Any], paths: Iterable[tuple[Any, ...]]) -> list[Any]:
     values = []
     for path in paths:
         try:
@@ -562,7 +562,7 @@ def _values_at(context: Mapping[str, Any], paths: Iterable[tuple]) -> list:
     return values
 
 
-def _context_of_stored(record: StepRecord) -> dict:
+def _context_of_stored(record: StepRecord) -> dict[str, Any]:
     """Rebuilds what later steps may read from a checkpoint (after a restart the stored, scrubbed copy is
     all there is), with the sealed auth values put back in their places."""
     response = record.response or {}
@@ -579,7 +579,7 @@ def _context_of_stored(record: StepRecord) -> dict:
     return context
 
 
-def _put(target: Any, path: list, value: Any) -> None:
+def _put(target: Any, path: list[Any], value: Any) -> None:
     """Sets `value` at a path of mapping keys, creating mappings on the way; other shapes are left alone
     (the reference then fails to resolve, loudly, instead of sending a redacted value)."""
     for segment in path[:-1]:
@@ -611,7 +611,7 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-def _bounded_outputs(extracted: dict, limit: int) -> dict:
+def _bounded_outputs(extracted: dict[str, Any], limit: int) -> dict[str, Any]:
     """The stored copy of a step's outputs: at most about `limit` bytes of JSON in all (later steps of the same
     run still read the whole values). The smallest outputs are kept whole first; one that does not fit in what
     is left becomes the start of its JSON text, cut to the remaining budget (an empty string once it is spent).

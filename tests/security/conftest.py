@@ -2,10 +2,10 @@
 strings that must never reach anyone outside Acme, and a clean throttle cache around every test."""
 
 from dataclasses import dataclass, field
-from datetime import date
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from connectors.models import Connector
 from contacts.models import Contact
@@ -77,7 +77,7 @@ def tenant_a(acme, alice, settings) -> TenantData:
         response={"status_code": 200, "headers": {}, "body": "acme-response-body-c0ffee"},
         extracted={"carrier": "acme-output-carrier-90be"},
     )
-    ConnectorDailyStats.objects.create(connector=connector, workspace=acme, date=date.today(), succeeded=1)
+    ConnectorDailyStats.objects.create(connector=connector, workspace=acme, date=timezone.now().date(), succeeded=1)
     credential, _ = credential_upsert(
         workspace=acme, service_name="acme-vault-service-3e9", fields={"api_key": SECRET_VALUE}
     )

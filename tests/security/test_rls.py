@@ -6,11 +6,11 @@ its workspace filter still finds nothing of theirs; everything outside such a re
 
 import importlib
 import uuid
-from datetime import date
 
 import pytest
 from django.apps import apps
 from django.db import ProgrammingError, connection, transaction
+from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -82,8 +82,9 @@ def workspace_rows(workspace, name: str) -> None:
         workspace=workspace, connector=connector, connector_version=1, definition=connector.definition, input={}
     )
     ExecutionStep.objects.create(execution=execution, index=0, name="fetch", status="succeeded")
-    ConnectorDailyStats.objects.create(connector=connector, workspace=workspace, date=date.today(), succeeded=1)
-    StepDailyStats.objects.create(connector=connector, workspace=workspace, date=date.today(), step_name="fetch")
+    today = timezone.now().date()
+    ConnectorDailyStats.objects.create(connector=connector, workspace=workspace, date=today, succeeded=1)
+    StepDailyStats.objects.create(connector=connector, workspace=workspace, date=today, step_name="fetch")
     credential_upsert(workspace=workspace, service_name="svc", fields={"key": f"{name}-secret"})
     assert contact.workspace_id == workspace.id
 
