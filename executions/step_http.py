@@ -37,14 +37,14 @@ class StepHttp:
         """Keyword arguments for connectors.engine.runner.Hooks."""
         return {"tokens": self.tokens, "budget": self.budget, "on_request": self.stats, "run_key": self.run_key}
 
+    def flush(self, execution: Any) -> None:
+        self.stats.flush(connector_id=execution.connector_id, workspace_id=execution.workspace_id)
 
-def test_run_hooks(workspace_id: Any, provider: VaultCredentialProvider, runner: Runner) -> dict[str, Any]:
+
+def trial_hooks(workspace_id: Any, provider: VaultCredentialProvider, runner: Runner) -> dict[str, Any]:
     """Hooks for a test run: the same OAuth2 tokens (a rotated refresh token must be kept even then) and rate
     budget as executions, but no statistics and a fresh Idempotency-Key per run."""
     return {
         "tokens": VaultTokenSource(provider, runner.client),
         "budget": CredentialRateBudget(workspace_id, provider, get_limiter()),
     }
-
-    def flush(self, execution: Any) -> None:
-        self.stats.flush(connector_id=execution.connector_id, workspace_id=execution.workspace_id)

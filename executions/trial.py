@@ -24,7 +24,7 @@ from credentials.provider import VaultCredentialProvider
 from executions.models import STEP_API_FIELDS, ExecutionStep, Status
 from executions.runtime import get_runner
 from executions.services import validate_input
-from executions.step_http import test_run_hooks
+from executions.step_http import trial_hooks
 from workspaces.models import Workspace
 
 # A test run holds a web worker: it ends after this long whatever the definition's max_duration_seconds.
@@ -68,7 +68,7 @@ def run_test(*, workspace: Workspace, definition: dict[str, Any], input: Any, co
     records: list[StepRecord] = []
     deadline = time.monotonic() + min(definition["max_duration_seconds"], TEST_RUN_MAX_SECONDS)
     with redaction_scope(redactor):
-        hooks = Hooks(on_step=records.append, **test_run_hooks(workspace.pk, provider, get_runner()))
+        hooks = Hooks(on_step=records.append, **trial_hooks(workspace.pk, provider, get_runner()))
         outcome = get_runner().advance(once, context, redactor, hooks, finished=[], deadline=deadline)
         changes, notes = {}, []
         if outcome.status == Status.SUCCEEDED and definition["contact_mapping"]:

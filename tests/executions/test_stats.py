@@ -52,6 +52,17 @@ def test_stats_without_executions(alice_api, connector):
         "daily": [
             {"date": (today - timedelta(days=29 - n)).isoformat(), "succeeded": 0, "failed": 0} for n in range(30)
         ],
+        "steps": {
+            step["name"]: {
+                "requests": 0,
+                "status_codes": {},
+                "retries": 0,
+                "rate_limited": 0,
+                "p50_ms": None,
+                "p95_ms": None,
+            }
+            for step in connector.steps
+        },
     }
 
 

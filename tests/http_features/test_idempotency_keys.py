@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.db import connection
 
-from executions import dispatch, services
+from executions import dispatch, lifecycle, services
 from executions.models import Execution, Status
 from executions.runtime import process_execution
 from tests.executions.helpers import json_reply, make_connector, run_api, run_to_end
@@ -64,7 +64,7 @@ def test_the_key_survives_a_forced_requeue_of_a_step_whose_answer_was_lost(acme,
         # step's answer is never checkpointed and the step is sent again by the next claim.
         if len(local_server.requests) == 1:
             Execution.objects.update(heartbeat_at="2000-01-01T00:00:00Z")
-            assert services.requeue_stuck(stale_after=1) == 1
+            assert lifecycle.requeue_stuck(stale_after=1) == 1
             connection.close()
         return json_reply({"id": 1})
 
