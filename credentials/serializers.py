@@ -38,6 +38,7 @@ class CredentialSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_token_expires_at(self, credential: Credential) -> str | None:
         if credential.type == CredentialType.STATIC or credential.token_expires_at is None:
             return None
