@@ -29,11 +29,21 @@ def _json(status: int, body: dict) -> Reply:
 
 
 class OAuthServer:
-    def __init__(self, *, client_id: str, client_secret: str, expires_in: int = 3600, token_delay: float = 0.0):
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        expires_in: int = 3600,
+        token_delay: float = 0.0,
+        token_suffix: str = "",
+    ) -> None:
+        """Tokens are issued as `at-N` and `rt-N` (plus `token_suffix`, to make them unmistakable)."""
         self.client_id = client_id
         self.client_secret = client_secret
         self.expires_in = expires_in
         self.token_delay = token_delay
+        self.token_suffix = token_suffix
         self.server = LocalServer()
         self.lock = threading.Lock()
         self.access_tokens: dict[str, float] = {}  # token -> expiry (time.monotonic)
@@ -97,7 +107,11 @@ class OAuthServer:
         grant = form.get("grant_type")
         with self.lock:
             number = next(self._counter)
-            answer = {"access_token": f"at-{number}", "token_type": "Bearer", "expires_in": self.expires_in}
+            answer = {
+                "access_token": f"at-{number}{self.token_suffix}",
+                "token_type": "Bearer",
+                "expires_in": self.expires_in,
+            }
             if grant == "refresh_token":
                 spent = form.get("refresh_token", "")
                 if not self.refresh_tokens.get(spent):
@@ -105,7 +119,7 @@ class OAuthServer:
                         self.reused_refresh_tokens.append(spent)
                     return _json(400, {"error": "invalid_grant", "error_description": f"token {spent} is spent"})
                 self.refresh_tokens[spent] = False
-                answer["refresh_token"] = f"rt-{number}"
+                answer["refresh_token"] = f"rt-{number}{self.token_suffix}"
                 self.refresh_tokens[answer["refresh_token"]] = True
             elif grant != "client_credentials":
                 return _json(400, {"error": "unsupported_grant_type"})

@@ -13,7 +13,7 @@ from credentials.models import Credential
 from credentials.oauth import VaultTokenSource
 from credentials.provider import VaultCredentialProvider
 from credentials.services import credential_decrypt
-from executions.models import Execution
+from executions.models import Execution, ExecutionStep
 from tests.executions.helpers import make_connector, run_api
 from tests.local_server import Reply
 from tests.oauth_server import OAuthServer
@@ -226,6 +226,7 @@ def test_secrets_never_reach_executions_or_logs(alice_api, acme, oauth, caplog):
     oauth.expire_access_tokens()
     detail = run_api(alice_api, connector)
 
-    stored = json.dumps(list(Execution.objects.values()), default=str) + json.dumps(detail) + caplog.text
+    rows = list(Execution.objects.values()) + list(ExecutionStep.objects.values())
+    stored = json.dumps(rows, default=str) + json.dumps(detail) + caplog.text
     for secret in (CLIENT_SECRET, "rt-0", "rt-1", "rt-2", "at-1", "at-2"):
         assert secret not in stored, secret
