@@ -41,8 +41,12 @@ def definition_diff(older: ConnectorVersion, newer: ConnectorVersion) -> list[st
 
 
 def referenced_services(definition: dict[str, Any]) -> list[str]:
-    """Services whose credential the definition reads (`{{workspace.SERVICE...}}`), in order of first use."""
+    """Services whose credential the definition reads (`{{workspace.SERVICE...}}`, and the credential of an
+    `oauth2` auth), in order of first use."""
     found: dict[str, None] = {}
+    for step in definition.get("steps", []):
+        if step["auth"].get("type") == "oauth2":
+            found.setdefault(step["auth"]["credential"], None)
     for source in _template_sources(definition):
         for reference in compile_template(source).references:
             if reference.namespace == "workspace" and reference.path:
@@ -68,7 +72,7 @@ def _template_sources(definition: dict[str, Any]) -> Iterable[str]:
         yield step["url"]
         yield from step["headers"].values()
         yield from step["query"].values()
-        yield from (value for key, value in step["auth"].items() if key not in ("type", "in", "name"))
+        yield from (value for key, value in step["auth"].items() if key not in ("type", "in", "name", "credential"))
         if step["body_type"] != "none":
             yield from (source for _location, source in iter_templates(step["body"]))
     yield from definition.get("contact_mapping", {}).values()
