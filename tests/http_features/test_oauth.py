@@ -230,3 +230,75 @@ def test_secrets_never_reach_executions_or_logs(alice_api, acme, oauth, caplog):
     stored = json.dumps(rows, default=str) + json.dumps(detail) + caplog.text
     for secret in (CLIENT_SECRET, "rt-0", "rt-1", "rt-2", "at-1", "at-2"):
         assert secret not in stored, secret
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        (
+            {"type": "oauth2_magic", "credentials": {"a": "b"}},
+            {"type": ['"oauth2_magic" is not a valid choice.']},
+        ),
+        (
+            {
+                "type": "oauth2_client_credentials",
+                "credentials": {"token_url": "https://a.example/t", "client_id": "c"},
+            },
+            {"credentials": {"client_secret": ["This field is required for this credential type."]}},
+        ),
+        (
+            {
+                "type": "oauth2_refresh_token",
+                "credentials": {"token_url": "https://a.example/t", "client_id": "c", "client_secret": "s"},
+            },
+            {"credentials": {"refresh_token": ["This field is required for this credential type."]}},
+        ),
+        (
+            {
+                "type": "oauth2_client_credentials",
+                "credentials": {"token_url": "ftp://a.example/t", "client_id": "c", "client_secret": "s"},
+            },
+            {"credentials": {"token_url": ["Must be an http:// or https:// URL with a host."]}},
+        ),
+        (
+            {
+                "type": "oauth2_client_credentials",
+                "credentials": {"token_url": "https://a.example/t", "client_id": "c", "client_secret": "s", "pin": "1"},
+            },
+            {"credentials": {"pin": ["Unknown field for this credential type."]}},
+        ),
+    ],
+)
+def test_bad_oauth2_credentials_are_a_400_naming_fields_not_values(alice_api, body, errors):
+    response = alice_api.post("/api/v1/workspace/credentials", {"service_name": "provider", **body}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == errors
+    assert not Credential.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("auth", "errors"),
+    [
+        ({"type": "oauth2"}, {"credential": ["This field is required."]}),
+        (
+            {"type": "oauth2", "credential": "Not A Service"},
+            {"credential": ["Name a credential's service_name: ^[a-z0-9][a-z0-9_-]{0,63}$."]},
+        ),
+        ({"type": "oauth2", "credential": "crm", "token": "x"}, {"token": ["Unknown field."]}),
+    ],
+)
+def test_bad_oauth2_auth_is_a_400_at_save_time(alice_api, auth, errors):
+    body = {"name": "x", "steps": [{"name": "s", "url": "https://api.example.com", "auth": auth}]}
+    response = alice_api.post("/api/v1/connectors", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"steps": [{"auth": errors}]}
+
+
+def test_an_export_lists_the_oauth2_credential_as_required(alice_api, acme, oauth):
+    connector = oauth_connector(acme, oauth, service="crm")
+
+    document = alice_api.get(f"/api/v1/connectors/{connector.id}/export").json()
+
+    assert document["required_credentials"] == ["crm"]
