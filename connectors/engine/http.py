@@ -21,6 +21,11 @@ How the address check works:
 * Redirects are followed here, not by requests, so every hop goes through the same checks, and credentials
   are dropped when a hop leaves the origin.
 
+The timeout of a request is a total deadline (connect, TLS, sending, status line, headers and every read of
+the body, over all redirects): the sockets of this client re-arm their timeout to what is left before every
+send and receive (``_DeadlineSocket``), so a server that drips one byte per second cannot stretch a call
+beyond it. Only DNS resolution is outside the deadline (``getaddrinfo`` cannot be interrupted).
+
 Nothing in this module imports Django: the caller passes the allowlist setting in.
 """
 
@@ -33,6 +38,7 @@ import ssl
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -301,6 +307,49 @@ def _without_scope(ip: IPAddress) -> IPAddress:
 
 
 # ------------------------------------------------------------------------------------------------------------
+# The total deadline of the request being sent by this thread (a time.monotonic() value), or None.
+
+_deadline: ContextVar[float | None] = ContextVar("outbound_request_deadline", default=None)
+
+
+class _DeadlineMixin:
+    """Before every send and receive, the socket's timeout becomes what is left of the request's deadline."""
+
+    def _arm(self) -> None:
+        deadline = _deadline.get()
+        if deadline is None:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request's deadline has passed")
+        self.settimeout(remaining)  # type: ignore[attr-defined]
+
+    def recv(self, *args: Any) -> Any:
+        self._arm()
+        return super().recv(*args)  # type: ignore[misc]
+
+    def recv_into(self, *args: Any) -> Any:
+        self._arm()
+        return super().recv_into(*args)  # type: ignore[misc]
+
+    def send(self, *args: Any) -> Any:
+        self._arm()
+        return super().send(*args)  # type: ignore[misc]
+
+    def sendall(self, *args: Any) -> Any:
+        self._arm()
+        return super().sendall(*args)  # type: ignore[misc]
+
+
+class _DeadlineSocket(_DeadlineMixin, socket.socket):
+    pass
+
+
+class _DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------------------
 # urllib3 plumbing: connections that resolve once, check, and connect to the checked address
 
 
@@ -343,7 +392,7 @@ class _SafeConnectionMixin:
         for af, socktype, proto, _canonname, sockaddr in infos:
             sock = None
             try:
-                sock = socket.socket(af, socktype, proto)
+                sock = _DeadlineSocket(af, socktype, proto)
                 for option in self.socket_options or ():
                     sock.setsockopt(*option)
                 if self.timeout is None or isinstance(self.timeout, int | float):
@@ -370,7 +419,11 @@ class _SafeHTTPConnection(_SafeConnectionMixin, HTTPConnection):
 
 
 class _SafeHTTPSConnection(_SafeConnectionMixin, HTTPSConnection):
-    pass
+    def connect(self) -> None:
+        super().connect()
+        # TLS replaced our socket with an SSLSocket: give it the same deadline (same layout, methods only).
+        if type(self.sock) is ssl.SSLSocket:
+            self.sock.__class__ = _DeadlineSSLSocket
 
 
 class _SafeHTTPConnectionPool(HTTPConnectionPool):
@@ -493,8 +546,7 @@ class SafeHttpClient:
         ``sensitive_headers`` names headers (besides Authorization, Proxy-Authorization, Cookie and Host) that
         are dropped when a redirect leaves the current scheme, host and port; once dropped they stay dropped.
         301/302 turn POST into GET and 303 turns anything but HEAD into GET, without body; 307/308 keep both.
-        The timeout applies to each connect and read, and bounds the whole call (redirects and body
-        included) between reads.
+        The timeout is a total deadline for the whole call: connect, every send and read, redirects and body.
 
         Raises a subclass of HttpError; ``transient`` on it says whether a retry may succeed.
         """
@@ -510,9 +562,24 @@ class SafeHttpClient:
         headers = CaseInsensitiveDict(requests.utils.default_headers())
         headers["User-Agent"] = self.user_agent
         headers.update(request.headers)
-        url, body, params = request.url, request.body, request.params
         started = time.monotonic()
         deadline = started + request.timeout
+        token = _deadline.set(deadline)
+        try:
+            return self._follow(request, method, headers, dropped_cross_origin, started, deadline)
+        finally:
+            _deadline.reset(token)
+
+    def _follow(
+        self,
+        request: OutboundRequest,
+        method: str,
+        headers: CaseInsensitiveDict,
+        dropped_cross_origin: set[str],
+        started: float,
+        deadline: float,
+    ) -> OutboundResponse:
+        url, body, params = request.url, request.body, request.params
         redirects = 0
         while True:
             response = self._send_once(method, url, headers, params, body, deadline)

@@ -33,6 +33,8 @@ __all__ = [
     "NAMESPACES",
     "CompiledTemplate",
     "Reference",
+    "RenderBudget",
+    "RenderTooLarge",
     "Taint",
     "TemplateSyntaxError",
     "UnresolvedReference",
@@ -52,6 +54,33 @@ _FILTER = re.compile(r'\|\s*([^\s|:]*)\s*(?:(:)\s*("(?:[^"\\]|\\.)*")?)?\s*', re
 
 class TemplateSyntaxError(ValueError):
     """A template that cannot be compiled; the message names the offending expression."""
+
+
+class RenderTooLarge(ValueError):
+    """Rendering would produce more than ``limit`` characters; it stopped as soon as it knew."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} characters")
+        self.limit = limit
+
+
+class RenderBudget:
+    """How many characters rendering may still produce; shared by the templates of one place (a body's fields).
+
+    Checked while rendering, piece by piece, so an oversized result is refused before it is built: a template
+    of many ``{{input.x}}`` cannot grow to hundreds of MiB first.
+    """
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise RenderTooLarge(self.limit)
 
 
 class UnresolvedReference(Exception):
@@ -215,24 +244,37 @@ class CompiledTemplate:
         escape: Callable[[str], str] | None = None,
         *,
         taint: Taint | None = None,
+        budget: RenderBudget | None = None,
     ) -> str:
         """Render to text, passing each substituted value (never the literal text) through ``escape``.
 
-        Raises UnresolvedReference for a reference with no value and no ``default``.
+        Raises UnresolvedReference for a reference with no value and no ``default``, RenderTooLarge when the
+        text would exceed ``budget``.
         """
         literals = self._literals
         parts = [literals[0]]
+        if budget is not None:
+            budget.spend(len(literals[0]))
         for index, expression in enumerate(self._expressions, start=1):
             text = to_text(expression.evaluate(context, taint))
-            parts.append(escape(text) if escape is not None else text)
+            if escape is not None:
+                text = escape(text)
+            parts.append(text)
             parts.append(literals[index])
+            if budget is not None:
+                budget.spend(len(text) + len(literals[index]))
         return "".join(parts)
 
-    def render_value(self, context: Mapping[str, Any], *, taint: Taint | None = None) -> Any:
+    def render_value(
+        self, context: Mapping[str, Any], *, taint: Taint | None = None, budget: RenderBudget | None = None
+    ) -> Any:
         """The value itself, JSON type kept, for a single expression; otherwise the rendered text."""
         if self.is_single_expression:
-            return self._expressions[0].evaluate(context, taint)
-        return self.render(context, taint=taint)
+            value = self._expressions[0].evaluate(context, taint)
+            if budget is not None:
+                budget.spend(len(value) if isinstance(value, str) else len(_dumps(value)))
+            return value
+        return self.render(context, taint=taint, budget=budget)
 
 
 @lru_cache(maxsize=4096)
@@ -321,18 +363,20 @@ def _decode_string(literal: str, written: str) -> str:
         raise TemplateSyntaxError(f"bad string {literal} in {written}: {exc.msg}") from None
 
 
-def render_json(value: Any, context: Mapping[str, Any], *, taint: Taint | None = None) -> Any:
+def render_json(
+    value: Any, context: Mapping[str, Any], *, taint: Taint | None = None, budget: RenderBudget | None = None
+) -> Any:
     """Render every string inside a JSON value (dict keys excepted) with ``render_value``.
 
     A string that is exactly one expression keeps the value's JSON type; other values are returned as is.
     Raises TemplateSyntaxError or UnresolvedReference like the templates inside.
     """
     if isinstance(value, str):
-        return compile_template(value).render_value(context, taint=taint)
+        return compile_template(value).render_value(context, taint=taint, budget=budget)
     if isinstance(value, dict):
-        return {key: render_json(item, context, taint=taint) for key, item in value.items()}
+        return {key: render_json(item, context, taint=taint, budget=budget) for key, item in value.items()}
     if isinstance(value, list):
-        return [render_json(item, context, taint=taint) for item in value]
+        return [render_json(item, context, taint=taint, budget=budget) for item in value]
     return value
 
 
