@@ -152,7 +152,9 @@ class Exchange:
         started = time.monotonic()
         status: int | None = None
         try:
-            response = self.client.send(request, sensitive_headers=sensitive)
+            # Headers, query parameters and bodies carrying anything derived from a secret never follow a
+            # cross-origin redirect.
+            response = self.client.send(request, sensitive_headers=sensitive, is_secret=self.redactor.contains_secret)
             status = response.status_code
             return response
         except HttpError as error:

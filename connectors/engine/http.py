@@ -37,12 +37,12 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote_plus, urljoin
 
 import requests
 import urllib3
@@ -540,11 +540,20 @@ class SafeHttpClient:
     def close(self) -> None:
         self._session.close()
 
-    def send(self, request: OutboundRequest, *, sensitive_headers: Iterable[str] = ()) -> OutboundResponse:
+    def send(
+        self,
+        request: OutboundRequest,
+        *,
+        sensitive_headers: Iterable[str] = (),
+        is_secret: Callable[[str], bool] | None = None,
+    ) -> OutboundResponse:
         """Send ``request``, following at most ``max_redirects`` redirects, and read the whole body.
 
         ``sensitive_headers`` names headers (besides Authorization, Proxy-Authorization, Cookie and Host) that
         are dropped when a redirect leaves the current scheme, host and port; once dropped they stay dropped.
+        ``is_secret`` tells whether a text carries a secret: when a redirect leaves the origin, every header
+        whose value does, and every query parameter of the target whose value does, is dropped as well, and a
+        307/308 that would carry a secret-bearing body to the other origin is refused.
         301/302 turn POST into GET and 303 turns anything but HEAD into GET, without body; 307/308 keep both.
         The timeout is a total deadline for the whole call: connect, every send and read, redirects and body.
 
@@ -566,7 +575,7 @@ class SafeHttpClient:
         deadline = started + request.timeout
         token = _deadline.set(deadline)
         try:
-            return self._follow(request, method, headers, dropped_cross_origin, started, deadline)
+            return self._follow(request, method, headers, dropped_cross_origin, is_secret, started, deadline)
         finally:
             _deadline.reset(token)
 
@@ -576,6 +585,7 @@ class SafeHttpClient:
         method: str,
         headers: CaseInsensitiveDict,
         dropped_cross_origin: set[str],
+        is_secret: Callable[[str], bool] | None,
         started: float,
         deadline: float,
     ) -> OutboundResponse:
@@ -608,8 +618,15 @@ class SafeHttpClient:
                     headers.pop(name, None)
             if _origin(next_url) != _origin(url):
                 for name in list(headers):
-                    if name.lower() in dropped_cross_origin:
+                    if name.lower() in dropped_cross_origin or (is_secret is not None and is_secret(headers[name])):
                         del headers[name]
+                if is_secret is not None:
+                    next_url = _without_secret_params(next_url, is_secret)
+                    if body is not None and is_secret(body.decode("utf-8", errors="replace")):
+                        raise InvalidRequest(
+                            f"{_safe_url(url)} redirected to another origin ({_safe_url(next_url)}) with the request "
+                            "body, which carries a credential: not followed"
+                        )
             # The query of the redirect target is the server's; the caller's params were for the first URL.
             url, params = next_url, {}
 
@@ -747,6 +764,19 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = _parse(url)
     scheme = (parts.scheme or "").lower()
     return scheme, (parts.host or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _without_secret_params(url: str, is_secret: Callable[[str], bool]) -> str:
+    """``url`` without the query parameters (and user info) whose text carries a secret."""
+    parts = _parse(url)
+    query = parts.query
+    if query:
+        kept = [pair for pair in query.split("&") if not is_secret(pair) and not is_secret(unquote_plus(pair))]
+        query = "&".join(kept) or None
+    auth = None if parts.auth and is_secret(unquote_plus(parts.auth)) else parts.auth
+    if (query, auth) == (parts.query, parts.auth):
+        return url
+    return parts._replace(query=query, auth=auth).url
 
 
 def _redirect_target(response: requests.Response) -> str | None:
