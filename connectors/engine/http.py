@@ -55,6 +55,8 @@ from urllib3.poolmanager import PoolManager
 from urllib3.util import Url, parse_url
 from urllib3.util.connection import allowed_gai_family
 
+from connectors.engine import allowlist
+
 __all__ = [
     "AddressPolicy",
     "BlockedDestination",
@@ -129,6 +131,9 @@ class RequestTimeout(HttpError):
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _METADATA_V4 = ipaddress.ip_address("169.254.169.254")
+_METADATA = frozenset({_METADATA_V4, ipaddress.ip_address("fd00:ec2::254")})
+# Refusals whose step error names the allowlist setting: a developer's own server, not an attack target.
+_HINTED = frozenset({"a loopback address", "a private address"})
 _V4_PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _ULA = ipaddress.ip_network("fc00::/7")
 _V4_COMPATIBLE = ipaddress.ip_network("::/96")
@@ -153,8 +158,6 @@ _EXTRA_REFUSED: tuple[tuple[IPNetwork, str], ...] = tuple(
         ("64:ff9b:1::/48", "a local-use NAT64 address"),
     )
 )
-
-_HOST_NAME_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 
 
 def _embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
@@ -229,8 +232,9 @@ def _refusal(ip: IPAddress) -> str | None:
 class AddressPolicy:
     """Decides which addresses outbound requests may connect to.
 
-    Only globally routable addresses pass, except for the allowlisted host names (exact, case-insensitive),
-    IP addresses and networks (``CONNECTORS_ALLOWED_PRIVATE_HOSTS``).
+    Only globally routable addresses pass, except for the operator's allowlist
+    (``CONNECTORS_ALLOWED_PRIVATE_HOSTS``, see :mod:`connectors.engine.allowlist`): host names (exact,
+    case-insensitive), IP addresses and networks, each on any port or only on the port it names.
     """
 
     def __init__(
@@ -238,62 +242,70 @@ class AddressPolicy:
         *,
         allowed_hosts: Iterable[str] = (),
         allowed_networks: Iterable[IPNetwork] = (),
+        entries: Iterable[allowlist.Entry] = (),
     ) -> None:
-        self.allowed_hosts = frozenset(_normalize_host_name(h) for h in allowed_hosts)
-        self.allowed_networks = tuple(allowed_networks)
+        self.entries = (
+            *(allowlist.Entry(host=_normalize_host_name(h)) for h in allowed_hosts),
+            *(allowlist.Entry(network=n) for n in allowed_networks),
+            *entries,
+        )
 
     @classmethod
     def from_setting(cls, value: str | Iterable[str] | None) -> AddressPolicy:
-        """Parse ``CONNECTORS_ALLOWED_PRIVATE_HOSTS``: comma-separated host names, IPs or CIDRs.
+        """Parse ``CONNECTORS_ALLOWED_PRIVATE_HOSTS``: comma-separated host names, IPs or CIDRs, each optionally
+        with ``:PORT``. Raises ValueError naming the entry when an entry is none of these."""
+        return cls(entries=allowlist.parse_entries(value))
 
-        Raises ValueError naming the entry when an entry is none of these.
-        """
-        if value is None:
-            entries: list[str] = []
-        elif isinstance(value, str):
-            entries = value.split(",")
-        else:
-            entries = [part for item in value for part in str(item).split(",")]
-        hosts: list[str] = []
-        networks: list[IPNetwork] = []
-        for raw in entries:
-            entry = raw.strip()
-            if not entry:
-                continue
-            literal = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
-            try:
-                networks.append(ipaddress.ip_network(literal, strict=False))
-                continue
-            except ValueError:
-                if "/" in literal or ":" in literal:
-                    raise ValueError(
-                        f"CONNECTORS_ALLOWED_PRIVATE_HOSTS: {entry!r} is not a valid IP address or network"
-                    ) from None
-            name = _normalize_host_name(entry)
-            if not _HOST_NAME_RE.match(name):
-                raise ValueError(f"CONNECTORS_ALLOWED_PRIVATE_HOSTS: {entry!r} is not a valid host name")
-            hosts.append(name)
-        return cls(allowed_hosts=hosts, allowed_networks=networks)
+    def is_exempt(self, host: str, ip: IPAddress, port: int | None = None) -> bool:
+        return allowlist.allows(self.entries, host, _candidates(ip), port)
 
-    def is_exempt(self, host: str, ip: IPAddress) -> bool:
-        if host and _normalize_host_name(host) in self.allowed_hosts:
-            return True
-        candidates: list[IPAddress] = [_without_scope(ip)]
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            candidates.append(ip.ipv4_mapped)
-        return any(c.version == net.version and c in net for c in candidates for net in self.allowed_networks)
-
-    def check(self, host: str, ip: IPAddress) -> None:
-        """Raise BlockedDestination unless ``ip`` (which ``host`` resolved to) may be contacted."""
-        if self.is_exempt(host, ip):
+    def check(self, host: str, ip: IPAddress, port: int | None = None) -> None:
+        """Raise BlockedDestination unless ``ip`` (which ``host`` resolved to) may be contacted on ``port``."""
+        if self.is_exempt(host, ip, port):
             return
         refusal = _refusal(ip)
         if refusal is None:
             return
         literal = _parse_ip(host.strip("[]"))
         if literal is not None and _without_scope(literal) == _without_scope(ip):
-            raise BlockedDestination(f"refused: {ip} {refusal}")
-        raise BlockedDestination(f"refused: {host} resolves to {ip}, which {refusal}")
+            message = f"refused: {ip} {refusal}"
+        else:
+            message = f"refused: {host} resolves to {ip}, which {refusal}"
+        raise BlockedDestination(message + self._hint(host, ip, port))
+
+    def _hint(self, host: str, ip: IPAddress, port: int | None) -> str:
+        """What the operator can do about a refused loopback or private address (never a metadata one)."""
+        candidates = _candidates(ip)
+        if any(c in _METADATA for c in candidates) or not any(_category(c) in _HINTED for c in candidates):
+            return ""
+        ports = allowlist.allowed_ports(self.entries, host, candidates)
+        if ports:
+            listed = ", ".join(str(p) for p in ports)
+            return f" ({allowlist.SETTING} allows it only on port {listed})"
+        name = host.strip("[]")
+        if _parse_ip(name) is not None or _is_ipv4_spelling(name):
+            address = _without_scope(ip)  # the address itself, not an odd spelling of it
+            mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+            name = str(mapped or address)
+        shown = f"[{name}]" if ":" in name else name
+        target = f"{shown}:{port}" if port else shown
+        return f"; if it is your own server, add {target} to {allowlist.SETTING}"
+
+
+def _is_ipv4_spelling(host: str) -> bool:
+    """Whether the resolver reads ``host`` as an IPv4 address (``2130706433``, ``0x7f.1``, ``0177.0.0.1``)."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
+
+
+def _candidates(ip: IPAddress) -> list[IPAddress]:
+    candidates: list[IPAddress] = [_without_scope(ip)]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        candidates.append(ip.ipv4_mapped)
+    return candidates
 
 
 def _normalize_host_name(host: str) -> str:
@@ -377,7 +389,7 @@ class _SafeConnectionMixin:
         # unresolvable) on machines where getaddrinfo only returns IPv4.
         literal = _parse_ip(host)
         if literal is not None:
-            self._address_policy.check(check_name, literal)
+            self._address_policy.check(check_name, literal, self.port)
         family = socket.AF_UNSPEC if literal is not None else allowed_gai_family()
         try:
             infos = socket.getaddrinfo(host, self.port, family, socket.SOCK_STREAM)
@@ -386,7 +398,7 @@ class _SafeConnectionMixin:
         if not infos:
             raise NewConnectionError(self, "Failed to establish a new connection: no address found")  # type: ignore[arg-type]
         for _family, _type, _proto, _canonname, sockaddr in infos:
-            self._address_policy.check(check_name, ipaddress.ip_address(sockaddr[0]))
+            self._address_policy.check(check_name, ipaddress.ip_address(sockaddr[0]), self.port)
 
         error: OSError | None = None
         for af, socktype, proto, _canonname, sockaddr in infos:
