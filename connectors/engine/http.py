@@ -595,7 +595,7 @@ class SafeHttpClient:
         self,
         request: OutboundRequest,
         method: str,
-        headers: CaseInsensitiveDict,
+        headers: CaseInsensitiveDict[str],
         dropped_cross_origin: set[str],
         is_secret: Callable[[str], bool] | None,
         started: float,
