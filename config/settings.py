@@ -1,8 +1,8 @@
 """Settings for every process (web, worker, beat, commands), read from the environment (README, Configuration).
 
-With no environment at all this is the embedded set-up: SQLite in the project folder, executions in a
-background thread of the web process, an encryption key generated once into `.local/`. Production sets
-`DJANGO_DEBUG=false`, which makes the secret key, allowed hosts and encryption keys mandatory.
+`DJANGO_DEBUG` defaults to false: the secret key, allowed hosts and encryption keys are then mandatory.
+`bin/serve` sets `DJANGO_DEBUG=true` for the embedded set-up: SQLite in the project folder, executions in a
+background thread of the web process, a secret key and an encryption key generated once into `.local/`.
 """
 
 import hashlib
@@ -14,18 +14,21 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
+from config.local_secret import local_secret
 from credentials.crypto import KeyConfigError, load_or_create_local_keys, parse_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = BASE_DIR / ".local"
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when DJANGO_DEBUG=false.")
-    SECRET_KEY = "django-insecure-embedded-development-key-do-not-use-in-production"
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG=false (the default; bin/serve sets DJANGO_DEBUG=true)."
+        )
+    SECRET_KEY = local_secret(LOCAL_DIR / "secret.key")  # random, generated once; never a committed constant
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
@@ -143,7 +146,7 @@ else:
 
 # --- REST API ---
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["workspaces.tokens.VersionedJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,

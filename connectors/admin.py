@@ -10,9 +10,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from connectors import selectors, services
+from connectors.dynamic_hosts import dynamic_hosts
 from connectors.models import Connector, ConnectorVersion
 from connectors.services import connectors_set_active
 from core.admin_tools import (
@@ -64,7 +65,20 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
     ordering = ["-created_at", "id"]
     actions = ["activate", "deactivate"]
     fieldsets = [
-        (None, {"fields": ["id", "name", "description", "is_active", "workspace_column", "template_column"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "name",
+                    "description",
+                    "is_active",
+                    "workspace_column",
+                    "template_column",
+                    "host_warnings",
+                ]
+            },
+        ),
         (
             "Definition",
             {
@@ -94,6 +108,7 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
     ]
     readonly_fields = [
         "id",
+        "host_warnings",
         "workspace_column",
         "template_column",
         "version",
@@ -175,6 +190,14 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
     @admin.display(description="Executions", ordering="total_executions")
     def executions_column(self, connector: Connector):
         return changelist_link("executions_execution", connector.total_executions, connector=connector.pk)
+
+    @admin.display(description="Caller-chosen hosts")
+    def host_warnings(self, connector: Connector):
+        found = dynamic_hosts({"steps": connector.steps})
+        if not found:
+            return "-"
+        items = format_html_join("", "<li>{}</li>", ((host.warning(),) for host in found))
+        return format_html('<ul class="messagelist"><li class="warning">Dynamic hosts<ul>{}</ul></li></ul>', items)
 
     @admin.display(description="Input schema")
     def input_schema_json(self, connector: Connector):

@@ -16,7 +16,8 @@ from rest_framework import serializers
 
 from connectors.engine.pagination import MAX_PAGES, PAGINATION_TYPES
 from connectors.engine.paths import PathSyntaxError, parse_path
-from connectors.engine.templating import TemplateSyntaxError, compile_template, iter_templates
+from connectors.engine.runner import secret_paths
+from connectors.engine.templating import Reference, TemplateSyntaxError, compile_template, iter_templates
 from connectors.input_schema import SchemaRefused, check_input_schema
 from contacts.models import MAPPABLE_FIELDS
 
@@ -354,11 +355,12 @@ class DefinitionSerializer(StrictSerializer):
                 if problem and field not in step_errors[index]:
                     step_errors[index][field] = [problem]
             seen.add(step["name"])
+        secrets = secret_paths(steps)
         mapping_errors = {
             target: [problem]
             for target, source in attrs.get("contact_mapping", {}).items()
             for reference in compile_template(source).references
-            if (problem := _reference_problem(reference, seen))
+            if (problem := _reference_problem(reference, seen) or _secret_problem(reference, secrets))
         }
         errors: dict[str, Any] = {}
         if any(step_errors):
@@ -368,6 +370,20 @@ class DefinitionSerializer(StrictSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+def _secret_problem(reference: Reference, secrets: dict[str, list[tuple]]) -> str | None:
+    """Why a contact_mapping reference would store a secret (a credential, or a step output sent as auth)."""
+    if reference.namespace == "workspace":
+        return f"{{{{{reference.text}}}}} is a credential; contacts never store secrets or values derived from them."
+    if reference.namespace == "steps":
+        step, path = reference.path[0], tuple(reference.path[1:])
+        if any(path[: len(secret)] == secret or secret[: len(path)] == path for secret in secrets.get(step, ())):
+            return (
+                f"{{{{{reference.text}}}}} is sent as auth by a later step, so it is a secret; "
+                "contacts never store secrets or values derived from them."
+            )
+    return None
 
 
 def _reference_problem(reference, earlier_steps: set[str]) -> str | None:

@@ -162,7 +162,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
     output = {r.name: r.extracted for r in records if r.status == "succeeded"}
     values, notes = {}, []
     if outcome.status == Status.SUCCEEDED and definition["contact_mapping"]:
-        values, notes = render_contact_mapping(definition["contact_mapping"], context)
+        values, notes = render_contact_mapping(definition["contact_mapping"], context, redactor)
         values = redactor.scrub(values)
         if execution.contact_id is None:
             notes.append("contact_mapping not applied: the execution has no contact.")
@@ -171,7 +171,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
         execution,
         status=outcome.status,
         output=output,
-        error=redactor.scrub_text(outcome.error) if outcome.error else None,
+        error=redactor.scrub_message(outcome.error) if outcome.error else None,
         notes=notes,
         contact_values=values,
     )

@@ -72,7 +72,7 @@ def run_test(*, workspace: Workspace, definition: dict[str, Any], input: Any, co
         outcome = get_runner().advance(once, context, redactor, hooks, finished=[], deadline=deadline)
         changes, notes = {}, []
         if outcome.status == Status.SUCCEEDED and definition["contact_mapping"]:
-            values, notes = render_contact_mapping(definition["contact_mapping"], context)
+            values, notes = render_contact_mapping(definition["contact_mapping"], context, redactor)
             if contact is None:
                 notes.append("contact_mapping not applied: the test run has no contact_id.")
             else:
@@ -80,7 +80,7 @@ def run_test(*, workspace: Workspace, definition: dict[str, Any], input: Any, co
     return TestRunResult(
         status=outcome.status or Status.FAILED,
         output={r.name: r.extracted for r in records if r.status == "succeeded"},
-        error=redactor.scrub_text(outcome.error or (outcome.retry.error if outcome.retry else "")) or None,
+        error=redactor.scrub_message(outcome.error or (outcome.retry.error if outcome.retry else "")) or None,
         steps=[_step_row(record) for record in records],
         contact_changes=changes,
         notes=notes,

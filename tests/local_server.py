@@ -39,6 +39,8 @@ class Reply:
 
     ``delay`` waits before the status line; ``body_size`` streams that many bytes of ``b"x"`` (instead of
     ``body``) in 64 KiB chunks; ``content_length=False`` omits Content-Length and ends the body by closing.
+    ``drip`` sends the body one byte at a time, ``drip`` seconds apart (``drip_headers`` the status line and
+    headers too); ``LocalServer.dripped`` counts the bytes that went out that way.
     """
 
     status: int = 200
@@ -47,6 +49,8 @@ class Reply:
     delay: float = 0.0
     body_size: int | None = None
     content_length: bool = True
+    drip: float = 0.0
+    drip_headers: bool = False
 
 
 @dataclass
@@ -73,6 +77,7 @@ class LocalServer:
         self.tls = tls
         self.requests: list[RecordedRequest] = []
         self.connections = 0
+        self.dripped = 0
         self.server_names: list[str | None] = []
         self._routes: dict[str, Responder] = {}
         self._lock = threading.Lock()
@@ -128,6 +133,19 @@ class LocalServer:
     def _count_connection(self) -> None:
         with self._lock:
             self.connections += 1
+
+    def _drip(self, wfile: Any, data: bytes, interval: float) -> None:
+        """Writes `data` one byte every `interval` seconds until done, the client leaves or the server stops."""
+        for index in range(len(data)):
+            if self._stopping.wait(interval):
+                return
+            try:
+                wfile.write(data[index : index + 1])
+                wfile.flush()
+            except OSError:
+                return
+            with self._lock:
+                self.dripped += 1
 
     def _reply_for(self, request: RecordedRequest) -> Reply:
         with self._lock:
@@ -185,6 +203,11 @@ class _Handler(BaseHTTPRequestHandler):
         reply = owner._reply_for(request)
         if reply.delay and owner._stopping.wait(reply.delay):
             return
+        if reply.drip_headers:
+            head = f"HTTP/1.1 {reply.status} OK\r\nContent-Length: {len(reply.body)}\r\nX-Slow: yes\r\n\r\n"
+            owner._drip(self.wfile, head.encode() + reply.body, reply.drip)
+            self.close_connection = True
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -196,6 +219,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         if self.command == "HEAD":
+            return
+        if reply.drip:
+            self.wfile.flush()
+            owner._drip(self.wfile, reply.body, reply.drip)
+            self.close_connection = True
             return
         if reply.body_size is None:
             self.wfile.write(reply.body)

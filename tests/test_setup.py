@@ -209,6 +209,43 @@ def test_production_without_secret_key_refuses_to_start(tmp_path):
     assert "DJANGO_SECRET_KEY" in result.stderr
 
 
+def test_without_django_debug_the_settings_are_production_ones(tmp_path):
+    env = clean_env(tmp_path / "db.sqlite3")
+
+    result = manage("check", env=env)
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is required when DJANGO_DEBUG=false (the default" in result.stderr
+
+
+def test_bin_serve_turns_debug_on_for_the_embedded_set_up():
+    assert 'export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"' in (PROJECT / "bin" / "serve").read_text()
+
+
+def test_no_signing_key_comes_from_a_committed_constant(tmp_path):
+    """Two embedded installs get different random keys (kept in their .local/), so no key is in the code."""
+    script = (
+        "import sys; from pathlib import Path; from config.local_secret import local_secret;"
+        " print(local_secret(Path(sys.argv[1])))"
+    )
+    keys = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / name / "secret.key")],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for name in ("one", "two", "one")
+    ]
+
+    assert keys[0] == keys[2] != keys[1]
+    assert len(keys[0]) >= 64
+    assert oct((tmp_path / "one" / "secret.key").stat().st_mode & 0o777) == "0o600"
+    settings_source = (PROJECT / "config" / "settings.py").read_text()
+    assert "django-insecure" not in settings_source
+
+
 def test_production_without_allowed_hosts_refuses_to_start(tmp_path):
     env = clean_env(tmp_path / "db.sqlite3", DJANGO_DEBUG="false", DJANGO_SECRET_KEY="s" * 50)
 

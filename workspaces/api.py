@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from core.throttling import AuthRateThrottle
-from workspaces import services
+from workspaces import login_brake, services, tokens
 from workspaces.models import Membership, User, Workspace
 from workspaces.scoping import WorkspaceScopedViewSet
 from workspaces.serializers import (
@@ -70,6 +70,19 @@ class TokenView(TokenObtainPairView):
     serializer_class = EmailTokenObtainSerializer
     throttle_classes = [AuthRateThrottle]
 
+    def post(self, request, *args, **kwargs):
+        email = request.data.get("email") if isinstance(request.data, dict) else None
+        if not isinstance(email, str):
+            return super().post(request, *args, **kwargs)
+        login_brake.check(request, email)
+        try:
+            response = super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
+            login_brake.failed(request, email)
+            raise
+        login_brake.succeeded(request, email)
+        return response
+
 
 @extend_schema(tags=["auth"], responses={200: TokenPairSerializer})
 class TokenRefresh(TokenRefreshView):
@@ -89,6 +102,7 @@ class LogoutView(APIView):
         if str(token.get("user_id")) != str(request.user.pk):
             raise AuthenticationFailed("The refresh token is invalid or expired.", code="token_not_valid")
         token.blacklist()
+        tokens.revoke_access_tokens(user=request.user)  # the access tokens already issued stop working too
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 

@@ -38,6 +38,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="Can log into the SaaS admin console.")
     date_joined = models.DateTimeField(default=timezone.now)
+    # Incremented by logout and password changes: access tokens carrying an older version stop working
+    # (workspaces/tokens.py).
+    token_version = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
 

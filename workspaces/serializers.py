@@ -8,6 +8,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from workspaces import tokens
 from workspaces.models import Membership, Role, User
 
 
@@ -30,6 +31,8 @@ class RegisteredUserSerializer(serializers.Serializer):
 
 class EmailTokenObtainSerializer(TokenObtainPairSerializer):
     """Email and password in, access and refresh out; the email is matched case-insensitively."""
+
+    token_class = tokens.VersionedRefreshToken  # carries the user's token version, so logout can revoke it
 
     def validate(self, attrs):
         attrs[self.username_field] = attrs[self.username_field].strip().lower()
@@ -59,6 +62,7 @@ class RotatingRefreshSerializer(TokenRefreshSerializer):
             if jwt_settings.CHECK_REVOKE_TOKEN and refresh.get(revoke_claim) != get_md5_hash_password(user.password):
                 raise AuthenticationFailed("The user's password has changed", code="password_changed")
             BlacklistedToken.objects.create(token=outstanding)
+            tokens.stamp(refresh, user)  # the new tokens carry the current version, whatever the old one said
             data = {"access": str(refresh.access_token)}
             refresh.set_jti()
             refresh.set_exp()

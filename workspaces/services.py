@@ -9,6 +9,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from core.exceptions import DomainError, InvalidInput
 from workspaces.models import Membership, Role, User, Workspace
+from workspaces.tokens import revoke_access_tokens
 
 
 class PermissionDeniedError(DomainError):
@@ -114,13 +115,14 @@ def member_remove(*, actor: Membership, membership: Membership) -> None:
 def password_change(*, user: User, old_password: str, new_password: str) -> None:
     """Sets a new password and revokes every token issued before it.
 
-    Access tokens carry a hash of the password hash (simplejwt's revoke claim), so they stop working at once;
-    outstanding refresh tokens are blacklisted.
+    Access tokens carry a hash of the password hash (simplejwt's revoke claim) and the token version, so they
+    stop working at once; outstanding refresh tokens are blacklisted.
     """
     if not user.check_password(old_password):
         raise InvalidInput("The current password is not correct.", field="old_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])
+    revoke_access_tokens(user=user)
     outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
     BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connectors.engine.http import HttpError, OutboundRequest, OutboundResponse, SafeHttpClient
+from connectors.engine.http import HttpError, OutboundRequest, OutboundResponse, RequestTimeout, SafeHttpClient
 from connectors.engine.oauth import TokenError, TokenSource
 from connectors.engine.redaction import Redactor
 from connectors.engine.templating import compile_template, iter_templates
@@ -56,10 +56,11 @@ class RequestEvent:
 class SendFailure(Exception):
     """The request could not be made or answered (HttpError) or no token could be had (TokenError)."""
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, timed_out: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.transient = transient
+        self.timed_out = timed_out  # the request ran out of its deadline (RequestTimeout)
 
 
 def idempotency_key(run_key: str | None, step: str, page: int) -> str:
@@ -151,11 +152,14 @@ class Exchange:
         started = time.monotonic()
         status: int | None = None
         try:
-            response = self.client.send(request, sensitive_headers=sensitive)
+            # Headers, query parameters and bodies carrying anything derived from a secret never follow a
+            # cross-origin redirect.
+            response = self.client.send(request, sensitive_headers=sensitive, is_secret=self.redactor.contains_secret)
             status = response.status_code
             return response
         except HttpError as error:
-            raise SendFailure(error.message, transient=error.transient) from None
+            timed_out = isinstance(error, RequestTimeout)
+            raise SendFailure(error.message, transient=error.transient, timed_out=timed_out) from None
         finally:
             self.requests_sent += 1
             if self.on_request is not None:

@@ -21,6 +21,11 @@ How the address check works:
 * Redirects are followed here, not by requests, so every hop goes through the same checks, and credentials
   are dropped when a hop leaves the origin.
 
+The timeout of a request is a total deadline (connect, TLS, sending, status line, headers and every read of
+the body, over all redirects): the sockets of this client re-arm their timeout to what is left before every
+send and receive (``_DeadlineSocket``), so a server that drips one byte per second cannot stretch a call
+beyond it. Only DNS resolution is outside the deadline (``getaddrinfo`` cannot be interrupted).
+
 Nothing in this module imports Django: the caller passes the allowlist setting in.
 """
 
@@ -32,11 +37,12 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote_plus, urljoin
 
 import requests
 import urllib3
@@ -48,6 +54,8 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.poolmanager import PoolManager
 from urllib3.util import Url, parse_url
 from urllib3.util.connection import allowed_gai_family
+
+from connectors.engine import allowlist
 
 __all__ = [
     "AddressPolicy",
@@ -123,6 +131,9 @@ class RequestTimeout(HttpError):
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _METADATA_V4 = ipaddress.ip_address("169.254.169.254")
+_METADATA = frozenset({_METADATA_V4, ipaddress.ip_address("fd00:ec2::254")})
+# Refusals whose step error names the allowlist setting: a developer's own server, not an attack target.
+_HINTED = frozenset({"a loopback address", "a private address"})
 _V4_PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _ULA = ipaddress.ip_network("fc00::/7")
 _V4_COMPATIBLE = ipaddress.ip_network("::/96")
@@ -147,8 +158,6 @@ _EXTRA_REFUSED: tuple[tuple[IPNetwork, str], ...] = tuple(
         ("64:ff9b:1::/48", "a local-use NAT64 address"),
     )
 )
-
-_HOST_NAME_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 
 
 def _embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
@@ -223,8 +232,9 @@ def _refusal(ip: IPAddress) -> str | None:
 class AddressPolicy:
     """Decides which addresses outbound requests may connect to.
 
-    Only globally routable addresses pass, except for the allowlisted host names (exact, case-insensitive),
-    IP addresses and networks (``CONNECTORS_ALLOWED_PRIVATE_HOSTS``).
+    Only globally routable addresses pass, except for the operator's allowlist
+    (``CONNECTORS_ALLOWED_PRIVATE_HOSTS``, see :mod:`connectors.engine.allowlist`): host names (exact,
+    case-insensitive), IP addresses and networks, each on any port or only on the port it names.
     """
 
     def __init__(
@@ -232,62 +242,70 @@ class AddressPolicy:
         *,
         allowed_hosts: Iterable[str] = (),
         allowed_networks: Iterable[IPNetwork] = (),
+        entries: Iterable[allowlist.Entry] = (),
     ) -> None:
-        self.allowed_hosts = frozenset(_normalize_host_name(h) for h in allowed_hosts)
-        self.allowed_networks = tuple(allowed_networks)
+        self.entries = (
+            *(allowlist.Entry(host=_normalize_host_name(h)) for h in allowed_hosts),
+            *(allowlist.Entry(network=n) for n in allowed_networks),
+            *entries,
+        )
 
     @classmethod
     def from_setting(cls, value: str | Iterable[str] | None) -> AddressPolicy:
-        """Parse ``CONNECTORS_ALLOWED_PRIVATE_HOSTS``: comma-separated host names, IPs or CIDRs.
+        """Parse ``CONNECTORS_ALLOWED_PRIVATE_HOSTS``: comma-separated host names, IPs or CIDRs, each optionally
+        with ``:PORT``. Raises ValueError naming the entry when an entry is none of these."""
+        return cls(entries=allowlist.parse_entries(value))
 
-        Raises ValueError naming the entry when an entry is none of these.
-        """
-        if value is None:
-            entries: list[str] = []
-        elif isinstance(value, str):
-            entries = value.split(",")
-        else:
-            entries = [part for item in value for part in str(item).split(",")]
-        hosts: list[str] = []
-        networks: list[IPNetwork] = []
-        for raw in entries:
-            entry = raw.strip()
-            if not entry:
-                continue
-            literal = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
-            try:
-                networks.append(ipaddress.ip_network(literal, strict=False))
-                continue
-            except ValueError:
-                if "/" in literal or ":" in literal:
-                    raise ValueError(
-                        f"CONNECTORS_ALLOWED_PRIVATE_HOSTS: {entry!r} is not a valid IP address or network"
-                    ) from None
-            name = _normalize_host_name(entry)
-            if not _HOST_NAME_RE.match(name):
-                raise ValueError(f"CONNECTORS_ALLOWED_PRIVATE_HOSTS: {entry!r} is not a valid host name")
-            hosts.append(name)
-        return cls(allowed_hosts=hosts, allowed_networks=networks)
+    def is_exempt(self, host: str, ip: IPAddress, port: int | None = None) -> bool:
+        return allowlist.allows(self.entries, host, _candidates(ip), port)
 
-    def is_exempt(self, host: str, ip: IPAddress) -> bool:
-        if host and _normalize_host_name(host) in self.allowed_hosts:
-            return True
-        candidates: list[IPAddress] = [_without_scope(ip)]
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            candidates.append(ip.ipv4_mapped)
-        return any(c.version == net.version and c in net for c in candidates for net in self.allowed_networks)
-
-    def check(self, host: str, ip: IPAddress) -> None:
-        """Raise BlockedDestination unless ``ip`` (which ``host`` resolved to) may be contacted."""
-        if self.is_exempt(host, ip):
+    def check(self, host: str, ip: IPAddress, port: int | None = None) -> None:
+        """Raise BlockedDestination unless ``ip`` (which ``host`` resolved to) may be contacted on ``port``."""
+        if self.is_exempt(host, ip, port):
             return
         refusal = _refusal(ip)
         if refusal is None:
             return
         literal = _parse_ip(host.strip("[]"))
         if literal is not None and _without_scope(literal) == _without_scope(ip):
-            raise BlockedDestination(f"refused: {ip} {refusal}")
-        raise BlockedDestination(f"refused: {host} resolves to {ip}, which {refusal}")
+            message = f"refused: {ip} {refusal}"
+        else:
+            message = f"refused: {host} resolves to {ip}, which {refusal}"
+        raise BlockedDestination(message + self._hint(host, ip, port))
+
+    def _hint(self, host: str, ip: IPAddress, port: int | None) -> str:
+        """What the operator can do about a refused loopback or private address (never a metadata one)."""
+        candidates = _candidates(ip)
+        if any(c in _METADATA for c in candidates) or not any(_category(c) in _HINTED for c in candidates):
+            return ""
+        ports = allowlist.allowed_ports(self.entries, host, candidates)
+        if ports:
+            listed = ", ".join(str(p) for p in ports)
+            return f" ({allowlist.SETTING} allows it only on port {listed})"
+        name = host.strip("[]")
+        if _parse_ip(name) is not None or _is_ipv4_spelling(name):
+            address = _without_scope(ip)  # the address itself, not an odd spelling of it
+            mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+            name = str(mapped or address)
+        shown = f"[{name}]" if ":" in name else name
+        target = f"{shown}:{port}" if port else shown
+        return f"; if it is your own server, add {target} to {allowlist.SETTING}"
+
+
+def _is_ipv4_spelling(host: str) -> bool:
+    """Whether the resolver reads ``host`` as an IPv4 address (``2130706433``, ``0x7f.1``, ``0177.0.0.1``)."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
+
+
+def _candidates(ip: IPAddress) -> list[IPAddress]:
+    candidates: list[IPAddress] = [_without_scope(ip)]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        candidates.append(ip.ipv4_mapped)
+    return candidates
 
 
 def _normalize_host_name(host: str) -> str:
@@ -298,6 +316,49 @@ def _without_scope(ip: IPAddress) -> IPAddress:
     if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
         return ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
     return ip
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The total deadline of the request being sent by this thread (a time.monotonic() value), or None.
+
+_deadline: ContextVar[float | None] = ContextVar("outbound_request_deadline", default=None)
+
+
+class _DeadlineMixin:
+    """Before every send and receive, the socket's timeout becomes what is left of the request's deadline."""
+
+    def _arm(self) -> None:
+        deadline = _deadline.get()
+        if deadline is None:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request's deadline has passed")
+        self.settimeout(remaining)  # type: ignore[attr-defined]
+
+    def recv(self, *args: Any) -> Any:
+        self._arm()
+        return super().recv(*args)  # type: ignore[misc]
+
+    def recv_into(self, *args: Any) -> Any:
+        self._arm()
+        return super().recv_into(*args)  # type: ignore[misc]
+
+    def send(self, *args: Any) -> Any:
+        self._arm()
+        return super().send(*args)  # type: ignore[misc]
+
+    def sendall(self, *args: Any) -> Any:
+        self._arm()
+        return super().sendall(*args)  # type: ignore[misc]
+
+
+class _DeadlineSocket(_DeadlineMixin, socket.socket):
+    pass
+
+
+class _DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):
+    pass
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -328,7 +389,7 @@ class _SafeConnectionMixin:
         # unresolvable) on machines where getaddrinfo only returns IPv4.
         literal = _parse_ip(host)
         if literal is not None:
-            self._address_policy.check(check_name, literal)
+            self._address_policy.check(check_name, literal, self.port)
         family = socket.AF_UNSPEC if literal is not None else allowed_gai_family()
         try:
             infos = socket.getaddrinfo(host, self.port, family, socket.SOCK_STREAM)
@@ -337,13 +398,13 @@ class _SafeConnectionMixin:
         if not infos:
             raise NewConnectionError(self, "Failed to establish a new connection: no address found")  # type: ignore[arg-type]
         for _family, _type, _proto, _canonname, sockaddr in infos:
-            self._address_policy.check(check_name, ipaddress.ip_address(sockaddr[0]))
+            self._address_policy.check(check_name, ipaddress.ip_address(sockaddr[0]), self.port)
 
         error: OSError | None = None
         for af, socktype, proto, _canonname, sockaddr in infos:
             sock = None
             try:
-                sock = socket.socket(af, socktype, proto)
+                sock = _DeadlineSocket(af, socktype, proto)
                 for option in self.socket_options or ():
                     sock.setsockopt(*option)
                 if self.timeout is None or isinstance(self.timeout, int | float):
@@ -370,7 +431,11 @@ class _SafeHTTPConnection(_SafeConnectionMixin, HTTPConnection):
 
 
 class _SafeHTTPSConnection(_SafeConnectionMixin, HTTPSConnection):
-    pass
+    def connect(self) -> None:
+        super().connect()
+        # TLS replaced our socket with an SSLSocket: give it the same deadline (same layout, methods only).
+        if type(self.sock) is ssl.SSLSocket:
+            self.sock.__class__ = _DeadlineSSLSocket
 
 
 class _SafeHTTPConnectionPool(HTTPConnectionPool):
@@ -487,14 +552,22 @@ class SafeHttpClient:
     def close(self) -> None:
         self._session.close()
 
-    def send(self, request: OutboundRequest, *, sensitive_headers: Iterable[str] = ()) -> OutboundResponse:
+    def send(
+        self,
+        request: OutboundRequest,
+        *,
+        sensitive_headers: Iterable[str] = (),
+        is_secret: Callable[[str], bool] | None = None,
+    ) -> OutboundResponse:
         """Send ``request``, following at most ``max_redirects`` redirects, and read the whole body.
 
         ``sensitive_headers`` names headers (besides Authorization, Proxy-Authorization, Cookie and Host) that
         are dropped when a redirect leaves the current scheme, host and port; once dropped they stay dropped.
+        ``is_secret`` tells whether a text carries a secret: when a redirect leaves the origin, every header
+        whose value does, and every query parameter of the target whose value does, is dropped as well, and a
+        307/308 that would carry a secret-bearing body to the other origin is refused.
         301/302 turn POST into GET and 303 turns anything but HEAD into GET, without body; 307/308 keep both.
-        The timeout applies to each connect and read, and bounds the whole call (redirects and body
-        included) between reads.
+        The timeout is a total deadline for the whole call: connect, every send and read, redirects and body.
 
         Raises a subclass of HttpError; ``transient`` on it says whether a retry may succeed.
         """
@@ -510,9 +583,25 @@ class SafeHttpClient:
         headers = CaseInsensitiveDict(requests.utils.default_headers())
         headers["User-Agent"] = self.user_agent
         headers.update(request.headers)
-        url, body, params = request.url, request.body, request.params
         started = time.monotonic()
         deadline = started + request.timeout
+        token = _deadline.set(deadline)
+        try:
+            return self._follow(request, method, headers, dropped_cross_origin, is_secret, started, deadline)
+        finally:
+            _deadline.reset(token)
+
+    def _follow(
+        self,
+        request: OutboundRequest,
+        method: str,
+        headers: CaseInsensitiveDict[str],
+        dropped_cross_origin: set[str],
+        is_secret: Callable[[str], bool] | None,
+        started: float,
+        deadline: float,
+    ) -> OutboundResponse:
+        url, body, params = request.url, request.body, request.params
         redirects = 0
         while True:
             response = self._send_once(method, url, headers, params, body, deadline)
@@ -541,8 +630,15 @@ class SafeHttpClient:
                     headers.pop(name, None)
             if _origin(next_url) != _origin(url):
                 for name in list(headers):
-                    if name.lower() in dropped_cross_origin:
+                    if name.lower() in dropped_cross_origin or (is_secret is not None and is_secret(headers[name])):
                         del headers[name]
+                if is_secret is not None:
+                    next_url = _without_secret_params(next_url, is_secret)
+                    if body is not None and is_secret(body.decode("utf-8", errors="replace")):
+                        raise InvalidRequest(
+                            f"{_safe_url(url)} redirected to another origin ({_safe_url(next_url)}) with the request "
+                            "body, which carries a credential: not followed"
+                        )
             # The query of the redirect target is the server's; the caller's params were for the first URL.
             url, params = next_url, {}
 
@@ -680,6 +776,19 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = _parse(url)
     scheme = (parts.scheme or "").lower()
     return scheme, (parts.host or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _without_secret_params(url: str, is_secret: Callable[[str], bool]) -> str:
+    """``url`` without the query parameters (and user info) whose text carries a secret."""
+    parts = _parse(url)
+    query = parts.query
+    if query:
+        kept = [pair for pair in query.split("&") if not is_secret(pair) and not is_secret(unquote_plus(pair))]
+        query = "&".join(kept) or None
+    auth = None if parts.auth and is_secret(unquote_plus(parts.auth)) else parts.auth
+    if (query, auth) == (parts.query, parts.auth):
+        return url
+    return parts._replace(query=query, auth=auth).url
 
 
 def _redirect_target(response: requests.Response) -> str | None:

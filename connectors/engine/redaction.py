@@ -35,7 +35,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as xml_escape
 
 REDACTED = "[REDACTED]"
@@ -85,7 +85,11 @@ SENSITIVE_QUERY_PARAMS = frozenset(
 
 # What requests' ``requote_uri`` leaves unescaped; a secret put into a URL path may go out in this form.
 _REQUOTE_SAFE = "!#$%&'()*+,/:;=?@[]~"
+# What urllib3 leaves unescaped in a path and a query (RFC 3986); it writes the URL this way in its messages.
+_URLLIB3_PATH_SAFE = "!$&'()*+,;=:@/-._~"
+_URLLIB3_QUERY_SAFE = _URLLIB3_PATH_SAFE + "?"
 _PERCENT_ESCAPE_RE = re.compile(r"%[0-9A-F]{2}")
+_ANY_PERCENT_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 # Above this nesting depth the trie pattern would strain the regex compiler: use a flat alternation.
 _MAX_TRIE_DEPTH = 100
 
@@ -121,12 +125,52 @@ def _derived_forms(secret: str) -> set[str]:
         quote(secret),
         quote(secret, safe=_REQUOTE_SAFE),
         quote_plus(secret),
+        quote(secret, safe=_URLLIB3_PATH_SAFE),
+        quote(secret, safe=_URLLIB3_QUERY_SAFE),
+        _quote_keeping_escapes(secret, _URLLIB3_PATH_SAFE),
+        _quote_keeping_escapes(secret, _URLLIB3_QUERY_SAFE),
     ):
         forms.add(encoded)
         # Some clients write percent-escapes in lower case.
         forms.add(_PERCENT_ESCAPE_RE.sub(lambda match: match.group().lower(), encoded))
+    forms.add(secret.lower())  # host names are lower-cased on the way out
     forms.discard("")
     return forms
+
+
+def _quote_keeping_escapes(text: str, safe: str) -> str:
+    """``text`` percent-encoded as urllib3 does when its escapes are all valid: they are kept (upper-cased)."""
+    pieces, position = [], 0
+    for match in _ANY_PERCENT_ESCAPE_RE.finditer(text):
+        pieces.append(quote(text[position : match.start()], safe=safe))
+        pieces.append(match.group().upper())
+        position = match.end()
+    pieces.append(quote(text[position:], safe=safe))
+    return "".join(pieces)
+
+
+def _percent_decoded(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` with its percent-escapes decoded (as UTF-8), and for each decoded character its span in
+    ``text``."""
+    decoded: list[str] = []
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for match in re.finditer(r"(?:%[0-9A-Fa-f]{2})+", text):
+        for index in range(position, match.start()):
+            decoded.append(text[index])
+            spans.append((index, index + 1))
+        raw = bytes.fromhex(match.group().replace("%", ""))
+        start = match.start()
+        for char in raw.decode("utf-8", errors="surrogateescape"):
+            width = 3 * len(char.encode("utf-8", errors="surrogateescape"))
+            decoded.append(char)
+            spans.append((start, start + width))
+            start += width
+        position = match.end()
+    for index in range(position, len(text)):
+        decoded.append(text[index])
+        spans.append((index, index + 1))
+    return "".join(decoded), spans
 
 
 def _trie_pattern(words: set[str]) -> str | None:
@@ -277,13 +321,41 @@ class Redactor:
         pieces.append(text[kept_from:])
         return "".join(pieces)
 
+    def contains_secret(self, text: str) -> bool:
+        """Whether ``text`` holds any registered form of any secret."""
+        pattern = self._compiled()
+        return pattern is not None and pattern.search(text) is not None
+
+    def scrub_message(self, text: str) -> str:
+        """Scrub text that may have gone through a layer that re-encodes it (an error message quoting a URL a
+        library percent-encoded its own way, a log line): :meth:`scrub_text`, then every secret found once the
+        percent-escapes are decoded is redacted in place, whatever escapes spelled it."""
+        text = self.scrub_text(text)
+        pattern = self._compiled()
+        if pattern is None or "%" not in text or not pattern.search(unquote(text, errors="surrogateescape")):
+            return text
+        decoded, spans = _percent_decoded(text)
+        matches = [match.span() for match in pattern.finditer(decoded)]
+        if not matches:
+            return text
+        pieces, kept_from = [], 0
+        for start, end in matches:
+            first, last = spans[start][0], spans[end - 1][1]
+            if first < kept_from:
+                continue
+            pieces += [text[kept_from:first], REDACTED]
+            kept_from = last
+        pieces.append(text[kept_from:])
+        return "".join(pieces)
+
     def scrub(self, value: Any) -> Any:
-        """Scrub a JSON-like structure: strings, dict keys and values, lists and tuples, recursively.
+        """Scrub a JSON-like structure: strings (with :meth:`scrub_message`), dict keys and values, lists and
+        tuples, recursively.
 
         Bytes are scrubbed as UTF-8 (undecodable bytes kept as they are); other values are returned unchanged.
         """
         if isinstance(value, str):
-            return self.scrub_text(value)
+            return self.scrub_message(value)
         if isinstance(value, Mapping):
             return {self.scrub(key): self.scrub(item) for key, item in value.items()}
         if isinstance(value, list):
@@ -326,7 +398,7 @@ class Redactor:
         rebuilt = urlunsplit(
             (parts.scheme, netloc, parts.path, self._redact_params(parts.query), fragment),
         )
-        return self.scrub_text(rebuilt)
+        return self.scrub_message(rebuilt)
 
     def _redact_params(self, query: str) -> str:
         if not query:
@@ -376,7 +448,7 @@ class RedactingLogFilter(logging.Filter):
 
         def scrub(text: str) -> str:
             for redactor in redactors:
-                text = redactor.scrub_text(text)
+                text = redactor.scrub_message(text)
             return text
 
         try:

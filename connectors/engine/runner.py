@@ -33,13 +33,27 @@ from connectors.engine.oauth import TokenSource
 from connectors.engine.pagination import PageState, PaginationError, Paginator
 from connectors.engine.paths import PathNotFound, extract, resolve
 from connectors.engine.redaction import Redactor
-from connectors.engine.templating import UnresolvedReference, compile_template, render_json, to_text
+from connectors.engine.taint import SecretDerived, SecretTaint, refusing_taint
+from connectors.engine.templating import (
+    RenderBudget,
+    RenderTooLarge,
+    Taint,
+    UnresolvedReference,
+    compile_template,
+    render_json,
+    to_text,
+)
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 300.0
 DEFAULT_STORED_BODY_BYTES = 64 * 1024
 MAX_PAGE_PROGRESS_BYTES = 256 * 1024
+# Caps on what a step renders, checked while rendering (characters): the URL with its query, each header, the body.
+MAX_RENDERED_URL = 16 * 1024
+MAX_RENDERED_HEADER = 16 * 1024
+MAX_RENDERED_BODY = 2 * 1024 * 1024
+_XML_QUOTES = {'"': "&quot;", "'": "&apos;"}
 BODY_CONTENT_TYPES = {
     "json": "application/json",
     "form": "application/x-www-form-urlencoded",
@@ -55,11 +69,14 @@ class BinaryBody(dict[str, Any]):
 class StepFailure(Exception):
     """A step attempt failed. `transient` failures may be retried; `retry_after` is the server's wish."""
 
-    def __init__(self, message: str, *, transient: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, transient: bool = False, retry_after: float | None = None, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.transient = transient
         self.retry_after = retry_after
+        self.timed_out = timed_out
 
 
 @dataclass
@@ -236,10 +253,12 @@ class Runner:
             run_key=hooks.run_key,
         )
         started = time.monotonic()
+        capped = False
         try:
             remaining = _remaining(deadline)
             request, sensitive = self.render_request(step, context, redactor, exchange=exchange)
             request.timeout = min(float(step["timeout_seconds"]), remaining)
+            capped = remaining < float(step["timeout_seconds"])
             exchange.add_idempotency_key(request, page=pages.pages + 1 if pages else 1)
             record.request = _stored_request(request, redactor)
             if paginator is None or pages is None:
@@ -258,9 +277,11 @@ class Runner:
                 )
             record.error = "the outbound rate budget leaves no time for this request within max_duration_seconds"
         except StepFailure as failure:
-            record.error = redactor.scrub_text(failure.message)
+            record.error = redactor.scrub_message(failure.message)
             max_attempts = step["retry"]["max_attempts"]
-            if failure.transient and attempts < max_attempts:
+            if failure.timed_out and capped:
+                record.error += "; the execution ran out of time (max_duration_seconds)"
+            elif failure.transient and attempts < max_attempts:
                 delay = backoff_delay(attempts, failure.retry_after)
                 if deadline is None or time.monotonic() + delay < deadline:
                     progress = self._progress(pages, redactor)
@@ -325,16 +346,28 @@ class Runner:
         for an unresolved reference, a missing credential or a value that would break out of its place (and,
         for OAuth2 auth, when no token could be had; transient when trying again may help)."""
         where = "url"
+        taint = SecretTaint(redactor)  # whatever is rendered from a secret is registered as one
+        url_budget = RenderBudget(MAX_RENDERED_URL)  # the URL and its query parameters together
         try:
-            url = compile_template(step["url"]).render(context)
+            url = compile_template(step["url"]).render(context, taint=taint, budget=url_budget)
             where = "query"
-            params = {name: compile_template(v).render(context) for name, v in step["query"].items()}
+            params = {
+                name: compile_template(v).render(context, taint=taint, budget=url_budget)
+                for name, v in step["query"].items()
+            }
             where = "headers"
-            headers = {name: compile_template(v).render(context) for name, v in step["headers"].items()}
+            headers = {
+                name: compile_template(v).render(context, taint=taint, budget=RenderBudget(MAX_RENDERED_HEADER))
+                for name, v in step["headers"].items()
+            }
             where = "auth"
-            sensitive = _apply_auth(step["auth"], context, headers, params, redactor, exchange)
+            sensitive = _apply_auth(step["auth"], context, headers, params, redactor, exchange, taint)
             where = "body"
-            body, default_type = _render_body(step, context)
+            body, default_type = _render_body(step, context, taint, RenderBudget(MAX_RENDERED_BODY))
+        except RenderTooLarge as error:
+            raise StepFailure(
+                f"the rendered {where} is larger than {error.limit} characters (the limit); nothing was sent"
+            ) from None
         except UnresolvedReference as error:
             raise StepFailure(f"{error} in {where}") from None
         except MissingCredential as error:
@@ -357,7 +390,7 @@ class Runner:
         try:
             return exchange.send(request, sensitive, page=page, retry=retry)
         except SendFailure as failure:
-            raise StepFailure(failure.message, transient=failure.transient) from None
+            raise StepFailure(failure.message, transient=failure.transient, timed_out=failure.timed_out) from None
 
     def _complete(
         self,
@@ -419,10 +452,12 @@ class Runner:
         return text if text or response_type == "text" else None
 
     def _stored_body(self, body: Any, redactor: Redactor) -> Any:
-        scrubbed = redactor.scrub(body)
         if isinstance(body, BinaryBody):
-            # Already bounded: base64 of at most the first stored_body_bytes bytes (docs/api.md §5).
-            return scrubbed
+            # Already bounded: base64 of at most the first stored_body_bytes bytes (docs/api.md §5). The bytes are
+            # scrubbed before they are encoded: a secret at any offset would otherwise hide in the base64.
+            raw = redactor.scrub(base64.b64decode(body["base64"]))
+            return BinaryBody(size=body["size"], sha256=body["sha256"], base64=base64.b64encode(raw).decode("ascii"))
+        scrubbed = redactor.scrub(body)
         if isinstance(scrubbed, str):
             return _cut(scrubbed, self.stored_body_bytes)
         if isinstance(scrubbed, dict | list):
@@ -432,14 +467,21 @@ class Runner:
         return scrubbed
 
 
-def render_contact_mapping(mapping: Mapping[str, str], context: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Values for the contact (target -> value) and notes about mappings skipped as unresolved."""
-    values, notes = {}, []
+def render_contact_mapping(
+    mapping: Mapping[str, str], context: Mapping[str, Any], redactor: Redactor | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Values for the contact (target -> value) and notes about mappings skipped as unresolved or, with a
+    `redactor`, as derived from a secret (a contact row never holds one, not even scrubbed)."""
+    values: dict[str, Any] = {}
+    notes: list[str] = []
+    taint = refusing_taint(redactor) if redactor is not None else None
     for target, source in mapping.items():
         try:
-            values[target] = compile_template(source).render_value(context)
+            values[target] = compile_template(source).render_value(context, taint=taint)
         except (UnresolvedReference, MissingCredential) as error:
             notes.append(f"contact_mapping {target!r} skipped: {error}")
+        except SecretDerived as error:
+            notes.append(f"contact_mapping {target!r} skipped: {error}; contacts never store secrets")
     return values, notes
 
 
@@ -463,6 +505,7 @@ def _apply_auth(
     params: dict[str, str],
     redactor: Redactor,
     exchange: Exchange | None = None,
+    taint: Taint | None = None,
 ) -> list[str]:
     """Places the auth of a step and registers its values as secrets. Returns extra sensitive header names."""
     kind = auth["type"]
@@ -472,16 +515,19 @@ def _apply_auth(
         headers["Authorization"] = exchange.bearer(auth["credential"])
         return []
 
+    def render(key: str) -> str:
+        return compile_template(auth[key]).render(context, taint=taint, budget=RenderBudget(MAX_RENDERED_HEADER))
+
     def secret(key: str) -> str:
-        value = compile_template(auth[key]).render(context)
+        value = render(key)
         redactor.add(value)
         return value
 
     if kind == "bearer":
         headers["Authorization"] = f"Bearer {secret('token')}"
     elif kind == "basic":
-        username = compile_template(auth["username"]).render(context)
-        password = compile_template(auth["password"]).render(context)
+        username = render("username")
+        password = render("password")
         redactor.add_basic(username, password)
         token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
         headers["Authorization"] = f"Basic {token}"
@@ -496,19 +542,29 @@ def _apply_auth(
     return []
 
 
-def _render_body(step: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
+def _render_body(
+    step: Mapping[str, Any], context: Mapping[str, Any], taint: Taint | None = None, budget: RenderBudget | None = None
+) -> tuple[bytes | None, str | None]:
     body_type, body = step["body_type"], step["body"]
     if body_type == "none":
         return None, None
     if body_type == "json":
-        rendered = render_json(body, context)
+        rendered = render_json(body, context, taint=taint, budget=budget)
         return json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode(), BODY_CONTENT_TYPES["json"]
     if body_type == "form":
-        fields = {name: compile_template(value).render(context) for name, value in body.items()}
+        fields = {
+            name: compile_template(value).render(context, taint=taint, budget=budget) for name, value in body.items()
+        }
         return urlencode(fields).encode(), BODY_CONTENT_TYPES["form"]
     if body_type == "xml":
-        return compile_template(body).render(context, escape=xml_escape).encode(), BODY_CONTENT_TYPES["xml"]
-    return compile_template(body).render(context).encode(), BODY_CONTENT_TYPES["raw"]
+        xml = compile_template(body).render(context, escape=_xml_escape, taint=taint, budget=budget)
+        return xml.encode(), BODY_CONTENT_TYPES["xml"]
+    return compile_template(body).render(context, taint=taint, budget=budget).encode(), BODY_CONTENT_TYPES["raw"]
+
+
+def _xml_escape(text: str) -> str:
+    """Escapes for element text and for attribute values in either quote style."""
+    return xml_escape(text, _XML_QUOTES)
 
 
 def _stored_request(request: OutboundRequest, redactor: Redactor) -> dict[str, Any]:

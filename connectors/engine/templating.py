@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from connectors.engine.paths import PathNotFound, PathSyntaxError, Segment, parse_path, resolve
 
@@ -33,6 +33,9 @@ __all__ = [
     "NAMESPACES",
     "CompiledTemplate",
     "Reference",
+    "RenderBudget",
+    "RenderTooLarge",
+    "Taint",
     "TemplateSyntaxError",
     "UnresolvedReference",
     "compile_template",
@@ -51,6 +54,33 @@ _FILTER = re.compile(r'\|\s*([^\s|:]*)\s*(?:(:)\s*("(?:[^"\\]|\\.)*")?)?\s*', re
 
 class TemplateSyntaxError(ValueError):
     """A template that cannot be compiled; the message names the offending expression."""
+
+
+class RenderTooLarge(ValueError):
+    """Rendering would produce more than ``limit`` characters; it stopped as soon as it knew."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} characters")
+        self.limit = limit
+
+
+class RenderBudget:
+    """How many characters rendering may still produce; shared by the templates of one place (a body's fields).
+
+    Checked while rendering, piece by piece, so an oversized result is refused before it is built: a template
+    of many ``{{input.x}}`` cannot grow to hundreds of MiB first.
+    """
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise RenderTooLarge(self.limit)
 
 
 class UnresolvedReference(Exception):
@@ -77,6 +107,19 @@ class _Missing:
 _MISSING = _Missing()
 
 Filter = Callable[[Any], Any]
+
+
+class Taint(Protocol):
+    """Tracks secrets through rendering: a value derived from a secret is itself a secret.
+
+    ``is_secret`` is asked about every value a reference resolves to; when it says yes, ``record`` receives the
+    text of that value after each filter (``{{workspace.svc.key | upper | base64}}`` records the key upper-cased
+    and its base64), whatever the filters are, so that every form that can leave the process is known.
+    """
+
+    def is_secret(self, reference: Reference, value: Any) -> bool: ...
+
+    def record(self, text: str) -> None: ...
 
 
 def to_text(value: Any) -> str:
@@ -145,11 +188,14 @@ class _Expression:
         self.filters = filters
         self.single_field = reference.namespace == "workspace" and len(reference.path) == 1
 
-    def evaluate(self, context: Mapping[str, Any]) -> Any:
+    def evaluate(self, context: Mapping[str, Any], taint: Taint | None = None) -> Any:
         """Return the filtered value; raise UnresolvedReference when it is missing and has no default."""
         value = self._lookup(context)
+        secret = taint is not None and value is not _MISSING and taint.is_secret(self.reference, value)
         for apply in self.filters:
             value = apply(value)
+            if secret and value is not _MISSING:
+                taint.record(to_text(value))  # type: ignore[union-attr]
         if value is _MISSING:
             raise UnresolvedReference(self.reference.text)
         return value
@@ -192,24 +238,43 @@ class CompiledTemplate:
     def __repr__(self) -> str:
         return f"CompiledTemplate({self.source!r})"
 
-    def render(self, context: Mapping[str, Any], escape: Callable[[str], str] | None = None) -> str:
+    def render(
+        self,
+        context: Mapping[str, Any],
+        escape: Callable[[str], str] | None = None,
+        *,
+        taint: Taint | None = None,
+        budget: RenderBudget | None = None,
+    ) -> str:
         """Render to text, passing each substituted value (never the literal text) through ``escape``.
 
-        Raises UnresolvedReference for a reference with no value and no ``default``.
+        Raises UnresolvedReference for a reference with no value and no ``default``, RenderTooLarge when the
+        text would exceed ``budget``.
         """
         literals = self._literals
         parts = [literals[0]]
+        if budget is not None:
+            budget.spend(len(literals[0]))
         for index, expression in enumerate(self._expressions, start=1):
-            text = to_text(expression.evaluate(context))
-            parts.append(escape(text) if escape is not None else text)
+            text = to_text(expression.evaluate(context, taint))
+            if escape is not None:
+                text = escape(text)
+            parts.append(text)
             parts.append(literals[index])
+            if budget is not None:
+                budget.spend(len(text) + len(literals[index]))
         return "".join(parts)
 
-    def render_value(self, context: Mapping[str, Any]) -> Any:
+    def render_value(
+        self, context: Mapping[str, Any], *, taint: Taint | None = None, budget: RenderBudget | None = None
+    ) -> Any:
         """The value itself, JSON type kept, for a single expression; otherwise the rendered text."""
         if self.is_single_expression:
-            return self._expressions[0].evaluate(context)
-        return self.render(context)
+            value = self._expressions[0].evaluate(context, taint)
+            if budget is not None:
+                budget.spend(len(value) if isinstance(value, str) else len(_dumps(value)))
+            return value
+        return self.render(context, taint=taint, budget=budget)
 
 
 @lru_cache(maxsize=4096)
@@ -298,18 +363,20 @@ def _decode_string(literal: str, written: str) -> str:
         raise TemplateSyntaxError(f"bad string {literal} in {written}: {exc.msg}") from None
 
 
-def render_json(value: Any, context: Mapping[str, Any]) -> Any:
+def render_json(
+    value: Any, context: Mapping[str, Any], *, taint: Taint | None = None, budget: RenderBudget | None = None
+) -> Any:
     """Render every string inside a JSON value (dict keys excepted) with ``render_value``.
 
     A string that is exactly one expression keeps the value's JSON type; other values are returned as is.
     Raises TemplateSyntaxError or UnresolvedReference like the templates inside.
     """
     if isinstance(value, str):
-        return compile_template(value).render_value(context)
+        return compile_template(value).render_value(context, taint=taint, budget=budget)
     if isinstance(value, dict):
-        return {key: render_json(item, context) for key, item in value.items()}
+        return {key: render_json(item, context, taint=taint, budget=budget) for key, item in value.items()}
     if isinstance(value, list):
-        return [render_json(item, context) for item in value]
+        return [render_json(item, context, taint=taint, budget=budget) for item in value]
     return value
 
 

@@ -551,7 +551,10 @@ def test_redirect_to_a_refused_address_sends_nothing_there(local_server: LocalSe
     with pytest.raises(BlockedDestination) as excinfo:
         send(client, "GET", f"{local_server.url}/start")
 
-    assert str(excinfo.value) == "refused: 10.0.0.1 is a private address"
+    assert str(excinfo.value) == (
+        "refused: 10.0.0.1 is a private address; if it is your own server, add 10.0.0.1:80 to "
+        "CONNECTORS_ALLOWED_PRIVATE_HOSTS"
+    )
 
 
 def test_json_body_round_trip(client: SafeHttpClient, local_server: LocalServer) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from connectors.engine.allowlist import Entry
 from connectors.engine.http import (
     AddressPolicy,
     BlockedDestination,
@@ -29,6 +30,11 @@ from tests.net_guard import FakeDns, NetGuard, NetGuardViolation
 pytest_plugins = ["tests.local_server"]
 
 NO_ALLOWLIST = AddressPolicy.from_setting("")
+
+
+def refusal_of(error: BaseException) -> str:
+    """The refusal without the hint naming the allowlist (tested on its own below)."""
+    return str(error).split("; if it is your own server")[0]
 
 
 def get(client: SafeHttpClient, url: str) -> Any:
@@ -215,7 +221,14 @@ def test_policy_refuses_address(address: str, predicate: str) -> None:
     with pytest.raises(BlockedDestination) as excinfo:
         NO_ALLOWLIST.check(address, ip)
 
-    assert str(excinfo.value) == f"refused: {ip} {predicate}"
+    # Plain loopback and private addresses (and their IPv4-mapped spelling) are a developer's own servers: the
+    # refusal names the setting. Other spellings that embed one are attack forms and get no hint.
+    shown = address.removeprefix("::ffff:")
+    shown = f"[{shown}]" if ":" in shown else shown
+    plain = predicate in ("is a loopback address", "is a private address")
+    hinted = plain or (address.startswith("::ffff:") and predicate.endswith(("loopback address", "private address")))
+    hint = f"; if it is your own server, add {shown} to CONNECTORS_ALLOWED_PRIVATE_HOSTS" if hinted else ""
+    assert str(excinfo.value) == f"refused: {ip} {predicate}{hint}"
     assert excinfo.value.transient is False
 
 
@@ -235,22 +248,22 @@ def test_teredo_test_addresses_embed_the_intended_clients() -> None:
 def test_from_setting_parses_hosts_ips_and_networks() -> None:
     policy = AddressPolicy.from_setting(" Internal.Example.COM., 10.1.2.3 ,192.168.0.0/16,[::1], fd00::/8,,")
 
-    assert policy.allowed_hosts == frozenset({"internal.example.com"})
-    assert policy.allowed_networks == (
-        ipaddress.ip_network("10.1.2.3/32"),
-        ipaddress.ip_network("192.168.0.0/16"),
-        ipaddress.ip_network("::1/128"),
-        ipaddress.ip_network("fd00::/8"),
+    assert policy.entries == (
+        Entry(host="internal.example.com"),
+        Entry(network=ipaddress.ip_network("10.1.2.3/32")),
+        Entry(network=ipaddress.ip_network("192.168.0.0/16")),
+        Entry(network=ipaddress.ip_network("::1/128")),
+        Entry(network=ipaddress.ip_network("fd00::/8")),
     )
 
 
 def test_from_setting_accepts_a_list() -> None:
     policy = AddressPolicy.from_setting(["localhost", "127.0.0.0/8,10.0.0.1"])
 
-    assert policy.allowed_hosts == frozenset({"localhost"})
-    assert policy.allowed_networks == (
-        ipaddress.ip_network("127.0.0.0/8"),
-        ipaddress.ip_network("10.0.0.1/32"),
+    assert policy.entries == (
+        Entry(host="localhost"),
+        Entry(network=ipaddress.ip_network("127.0.0.0/8")),
+        Entry(network=ipaddress.ip_network("10.0.0.1/32")),
     )
 
 
@@ -259,8 +272,12 @@ def test_from_setting_accepts_a_list() -> None:
     [
         ("10.0.0.0/33", "is not a valid IP address or network"),
         ("fd00::/129", "is not a valid IP address or network"),
-        ("host:8080", "is not a valid IP address or network"),
-        ("http://x", "is not a valid IP address or network"),
+        ("host:0", "has an invalid port (1 to 65535)"),
+        ("host:65536", "has an invalid port (1 to 65535)"),
+        ("10.0.0.1:http", "has an invalid port (1 to 65535)"),
+        ("[::1]:", "has an invalid port (1 to 65535)"),
+        ("1.2.3.4:5:6", "is not a valid IP address or network"),
+        ("http://x", "has an invalid port (1 to 65535)"),
         ("bad host", "is not a valid host name"),
     ],
 )
@@ -277,7 +294,10 @@ def test_allowlisted_network_exempts_only_its_addresses() -> None:
     assert policy.check("svc.test", ipaddress.ip_address("10.0.0.200")) is None
     with pytest.raises(BlockedDestination) as excinfo:
         policy.check("svc.test", ipaddress.ip_address("10.0.1.1"))
-    assert str(excinfo.value) == "refused: svc.test resolves to 10.0.1.1, which is a private address"
+    assert str(excinfo.value) == (
+        "refused: svc.test resolves to 10.0.1.1, which is a private address"
+        "; if it is your own server, add svc.test to CONNECTORS_ALLOWED_PRIVATE_HOSTS"
+    )
 
 
 def test_blocked_destination_wrapped_by_requests_is_unwrapped() -> None:
@@ -303,7 +323,13 @@ def test_loopback_spelling_is_refused_and_server_sees_nothing(
     with pytest.raises(BlockedDestination) as excinfo:
         get(strict_client, f"http://{host}:{local_server.port}/admin?token=secret")
 
-    assert str(excinfo.value) == message
+    refusal, _, hint = str(excinfo.value).partition("; ")
+    assert refusal == message
+    assert hint in (
+        "",
+        f"if it is your own server, add 127.0.0.1:{local_server.port} to CONNECTORS_ALLOWED_PRIVATE_HOSTS",
+        f"if it is your own server, add [::1]:{local_server.port} to CONNECTORS_ALLOWED_PRIVATE_HOSTS",
+    )
     assert local_server.connections == 0
     assert local_server.hits == 0
 
@@ -312,10 +338,11 @@ def test_localhost_is_refused_and_server_sees_nothing(local_server: LocalServer,
     with pytest.raises(BlockedDestination) as excinfo:
         get(strict_client, f"http://localhost:{local_server.port}/")
 
-    assert str(excinfo.value) in {
+    assert str(excinfo.value).split("; ")[0] in {
         "refused: localhost resolves to 127.0.0.1, which is a loopback address",
         "refused: localhost resolves to ::1, which is a loopback address",
     }
+    assert str(excinfo.value).endswith(f"add localhost:{local_server.port} to CONNECTORS_ALLOWED_PRIVATE_HOSTS")
     assert local_server.connections == 0
 
 
@@ -326,7 +353,7 @@ def test_literal_address_in_url_is_refused(address: str, predicate: str, strict_
     with pytest.raises(BlockedDestination) as excinfo:
         get(strict_client, url_for(address))
 
-    assert str(excinfo.value) == f"refused: {ipaddress.ip_address(address)} {predicate}"
+    assert refusal_of(excinfo.value) == f"refused: {ipaddress.ip_address(address)} {predicate}"
 
 
 @pytest.mark.parametrize(("address", "predicate"), cases(REFUSED_ADDRESSES + LOOPBACK_ADDRESSES))
@@ -339,7 +366,7 @@ def test_name_resolving_to_refused_address_is_refused(
         get(strict_client, "http://internal.test/latest/meta-data?token=secret")
 
     ip = ipaddress.ip_address(address)
-    assert str(excinfo.value) == f"refused: internal.test resolves to {ip}, which {predicate}"
+    assert refusal_of(excinfo.value) == f"refused: internal.test resolves to {ip}, which {predicate}"
     assert fake_dns.lookups == ["internal.test"]
 
 
@@ -352,7 +379,7 @@ def test_name_with_any_private_address_is_refused(
     with pytest.raises(BlockedDestination) as excinfo:
         get(strict_client, "https://mixed.test/")
 
-    assert str(excinfo.value) == "refused: mixed.test resolves to 10.0.0.1, which is a private address"
+    assert refusal_of(excinfo.value) == "refused: mixed.test resolves to 10.0.0.1, which is a private address"
 
 
 def test_name_mixing_ipv6_public_and_ula_is_refused(fake_dns: FakeDns, strict_client: SafeHttpClient) -> None:
@@ -361,7 +388,7 @@ def test_name_mixing_ipv6_public_and_ula_is_refused(fake_dns: FakeDns, strict_cl
     with pytest.raises(BlockedDestination) as excinfo:
         get(strict_client, "http://dual.test/")
 
-    assert str(excinfo.value) == "refused: dual.test resolves to fd00::5, which is a private address"
+    assert refusal_of(excinfo.value) == "refused: dual.test resolves to fd00::5, which is a private address"
 
 
 def test_uppercase_and_trailing_dot_host_is_still_checked(fake_dns: FakeDns, strict_client: SafeHttpClient) -> None:
@@ -370,7 +397,7 @@ def test_uppercase_and_trailing_dot_host_is_still_checked(fake_dns: FakeDns, str
     with pytest.raises(BlockedDestination) as excinfo:
         get(strict_client, "http://INTERNAL.test./")
 
-    assert str(excinfo.value) == "refused: internal.test resolves to 10.0.0.1, which is a private address"
+    assert refusal_of(excinfo.value) == "refused: internal.test resolves to 10.0.0.1, which is a private address"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -412,7 +439,7 @@ def test_dns_rebinding_cannot_reach_the_private_answer(
         get(strict_client, "http://rebind.test/")
 
     assert first.status_code == 200
-    assert str(excinfo.value) == "refused: rebind.test resolves to 10.0.0.1, which is a private address"
+    assert refusal_of(excinfo.value) == "refused: rebind.test resolves to 10.0.0.1, which is a private address"
     assert fake_dns.lookups == ["rebind.test", "rebind.test"]
     assert public_ip_served_locally() == [("93.184.215.14", 80)]
     assert local_server.hits == 1
@@ -463,7 +490,7 @@ def test_allowlisted_name_does_not_exempt_other_names_for_the_same_address(
     with pytest.raises(BlockedDestination) as excinfo:
         get(client, f"http://other.test:{local_server.port}/")
 
-    assert str(excinfo.value) == "refused: other.test resolves to 127.0.0.1, which is a loopback address"
+    assert refusal_of(excinfo.value) == "refused: other.test resolves to 127.0.0.1, which is a loopback address"
     assert local_server.connections == 0
 
 
@@ -484,7 +511,7 @@ def test_redirect_from_allowlisted_name_to_its_ip_is_refused(fake_dns: FakeDns, 
     with pytest.raises(BlockedDestination) as excinfo:
         get(client, f"http://api.local.test:{local_server.port}/start")
 
-    assert str(excinfo.value) == "refused: 127.0.0.1 is a loopback address"
+    assert refusal_of(excinfo.value) == "refused: 127.0.0.1 is a loopback address"
     assert [r.path for r in local_server.requests] == ["/start"]
 
 
@@ -495,7 +522,7 @@ def test_redirect_to_metadata_address_is_refused(local_server: LocalServer) -> N
     with pytest.raises(BlockedDestination) as excinfo:
         get(client, f"{local_server.url}/start")
 
-    assert str(excinfo.value) == "refused: 169.254.169.254 is a cloud metadata address"
+    assert refusal_of(excinfo.value) == "refused: 169.254.169.254 is a cloud metadata address"
     assert local_server.hits == 1
 
 
@@ -507,7 +534,7 @@ def test_redirect_to_name_resolving_private_is_refused(fake_dns: FakeDns, local_
     with pytest.raises(BlockedDestination) as excinfo:
         get(client, f"{local_server.url}/start")
 
-    assert str(excinfo.value) == "refused: internal.test resolves to 10.1.2.3, which is a private address"
+    assert refusal_of(excinfo.value) == "refused: internal.test resolves to 10.1.2.3, which is a private address"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -570,3 +597,75 @@ def test_https_to_refused_address_never_starts_a_handshake(local_tls_server: Loc
 
     assert local_tls_server.connections == 0
     assert local_tls_server.server_names == []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Allowlist entries with a port, and the hint in refusals
+
+
+@pytest.mark.parametrize(
+    ("setting", "entry"),
+    [
+        ("localhost:8080", Entry(host="localhost", port=8080)),
+        ("127.0.0.1:9000", Entry(network=ipaddress.ip_network("127.0.0.1/32"), port=9000)),
+        ("10.0.0.0/8:443", Entry(network=ipaddress.ip_network("10.0.0.0/8"), port=443)),
+        ("[::1]:8443", Entry(network=ipaddress.ip_network("::1/128"), port=8443)),
+        ("[fd00::/8]:80", Entry(network=ipaddress.ip_network("fd00::/8"), port=80)),
+        ("[::1]", Entry(network=ipaddress.ip_network("::1/128"))),
+    ],
+)
+def test_entries_may_carry_a_port(setting: str, entry: Entry) -> None:
+    assert AddressPolicy.from_setting(setting).entries == (entry,)
+
+
+@pytest.mark.parametrize(
+    ("setting", "host", "address"),
+    [
+        ("127.0.0.1:9000", "127.0.0.1", "127.0.0.1"),
+        ("localhost:9000", "localhost", "127.0.0.1"),
+        ("10.0.0.0/8:9000", "svc.internal", "10.1.2.3"),
+        ("[::1]:9000", "::1", "::1"),
+    ],
+)
+def test_an_entry_with_a_port_allows_only_that_port(setting: str, host: str, address: str) -> None:
+    policy = AddressPolicy.from_setting(setting)
+    ip = ipaddress.ip_address(address)
+
+    assert policy.check(host, ip, 9000) is None
+    with pytest.raises(BlockedDestination) as excinfo:
+        policy.check(host, ip, 9001)
+    assert str(excinfo.value).endswith("(CONNECTORS_ALLOWED_PRIVATE_HOSTS allows it only on port 9000)")
+    with pytest.raises(BlockedDestination):
+        policy.check(host, ip)
+
+
+def test_an_entry_without_a_port_allows_every_port() -> None:
+    policy = AddressPolicy.from_setting("127.0.0.1,localhost")
+
+    for port in (None, 80, 9000, 65535):
+        assert policy.check("localhost", ipaddress.ip_address("127.0.0.1"), port) is None
+
+
+def test_connections_are_judged_with_their_port(local_server: LocalServer) -> None:
+    allowed = SafeHttpClient(AddressPolicy.from_setting(f"127.0.0.1:{local_server.port}"))
+    other_port = SafeHttpClient(AddressPolicy.from_setting(f"127.0.0.1:{local_server.port + 1}"))
+
+    assert allowed.send(OutboundRequest("GET", f"{local_server.url}/x")).status_code == 200
+    with pytest.raises(BlockedDestination) as excinfo:
+        other_port.send(OutboundRequest("GET", f"{local_server.url}/x"))
+    assert str(excinfo.value) == (
+        f"refused: 127.0.0.1 is a loopback address (CONNECTORS_ALLOWED_PRIVATE_HOSTS allows it only on port "
+        f"{local_server.port + 1})"
+    )
+    assert local_server.hits == 1
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "169.254.1.1", "100.64.0.1", "0.0.0.0"],
+)
+def test_refusals_of_addresses_that_are_no_developer_server_do_not_name_the_setting(address: str) -> None:
+    with pytest.raises(BlockedDestination) as excinfo:
+        NO_ALLOWLIST.check("metadata.test", ipaddress.ip_address(address), 80)
+
+    assert "CONNECTORS_ALLOWED_PRIVATE_HOSTS" not in str(excinfo.value)

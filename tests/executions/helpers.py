@@ -4,8 +4,13 @@ lifecycle (claim, run, checkpoint, retry, finish) in the test process."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from typing import Any
 
+import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from connectors import services as connector_services
@@ -63,3 +68,30 @@ def run_api(api, connector: Connector, input: dict | None = None, **extra: Any) 
 
 def json_reply(payload: Any, status: int = 200, **headers: str) -> Reply:
     return Reply(status, body=json.dumps(payload).encode(), headers={"Content-Type": "application/json", **headers})
+
+
+def database_dump() -> str:
+    """`pg_dump --data-only` of the test database as text (skips, or fails in CI, without PostgreSQL/pg_dump)."""
+    pg_dump = shutil.which("pg_dump")
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql" or pg_dump is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run this on PostgreSQL with pg_dump installed", pytrace=False)
+        pytest.skip("needs PostgreSQL and pg_dump")
+    return subprocess.run(
+        [
+            pg_dump,
+            "--data-only",
+            "-h",
+            database["HOST"] or "127.0.0.1",
+            "-p",
+            str(database["PORT"] or 5432),
+            "-U",
+            database["USER"] or "postgres",
+            database["NAME"],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout

@@ -47,7 +47,10 @@ def test_step_to_a_loopback_address_not_allowlisted_is_refused(alice_api, acme, 
     execution = run_api(alice_api, connector)
 
     assert execution["status"] == "failed"
-    assert execution["error"] == "step 'internal' failed: refused: 127.0.0.2 is a loopback address"
+    assert execution["error"] == (
+        "step 'internal' failed: refused: 127.0.0.2 is a loopback address"
+        f"; if it is your own server, add 127.0.0.2:{listener_on_127_0_0_2.port} to CONNECTORS_ALLOWED_PRIVATE_HOSTS"
+    )
     assert execution["steps"][0]["attempts"] == 1
     assert execution["steps"][0]["response"] is None
     assert listener_on_127_0_0_2.connections() == 0
@@ -62,6 +65,7 @@ def test_host_name_resolving_to_a_private_address_is_refused(alice_api, acme, lo
     assert execution["status"] == "failed"
     assert execution["error"] == (
         "step 'crm' failed: refused: crm.partner.test resolves to 10.0.0.1, which is a private address"
+        f"; if it is your own server, add crm.partner.test:{local_server.port} to CONNECTORS_ALLOWED_PRIVATE_HOSTS"
     )
     assert fake_dns.lookups == ["crm.partner.test"]
     assert local_server.hits == 0
@@ -76,6 +80,7 @@ def test_host_name_with_one_refused_address_among_allowed_ones_is_refused(alice_
 
     assert execution["error"] == (
         "step 'mixed' failed: refused: mixed.partner.test resolves to 10.0.0.1, which is a private address"
+        f"; if it is your own server, add mixed.partner.test:{local_server.port} to CONNECTORS_ALLOWED_PRIVATE_HOSTS"
     )
     assert local_server.hits == 0
 
@@ -96,7 +101,10 @@ def test_redirect_to_a_refused_address_is_not_followed(alice_api, acme, local_se
 
     execution = run_api(alice_api, connector)
 
-    assert execution["error"] == "step 'out' failed: refused: 127.0.0.2 is a loopback address"
+    assert execution["error"] == (
+        "step 'out' failed: refused: 127.0.0.2 is a loopback address"
+        f"; if it is your own server, add 127.0.0.2:{listener_on_127_0_0_2.port} to CONNECTORS_ALLOWED_PRIVATE_HOSTS"
+    )
     assert [r.path for r in local_server.requests] == ["/out"]
     assert listener_on_127_0_0_2.connections() == 0
 
@@ -108,7 +116,10 @@ def test_without_the_allowlist_loopback_itself_is_refused(alice_api, acme, local
 
     execution = run_api(alice_api, connector)
 
-    assert execution["error"] == "step 'local' failed: refused: 127.0.0.1 is a loopback address"
+    assert execution["error"] == (
+        "step 'local' failed: refused: 127.0.0.1 is a loopback address"
+        f"; if it is your own server, add 127.0.0.1:{local_server.port} to CONNECTORS_ALLOWED_PRIVATE_HOSTS"
+    )
     assert local_server.hits == 0
 
 

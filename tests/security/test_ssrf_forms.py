@@ -336,7 +336,10 @@ def test_rebinding_between_redirect_hops_is_caught(origin, fake_dns: FakeDns, lo
     with pytest.raises(BlockedDestination) as excinfo:
         get(client, f"{base}/start")
 
-    assert str(excinfo.value) == "refused: flip.test resolves to 10.9.9.9, which is a private address"
+    assert str(excinfo.value) == (
+        "refused: flip.test resolves to 10.9.9.9, which is a private address"
+        "; if it is your own server, add flip.test:80 to CONNECTORS_ALLOWED_PRIVATE_HOSTS"
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
