@@ -27,6 +27,7 @@ auth_patterns = [
 api_v1 = [
     path("auth/", include(auth_patterns)),
     *router.urls,
+    path("", include("workspaces.urls")),
     path("", include("executions.urls")),
     path("", include("credentials.urls")),
     path("", include("templates_market.urls")),

@@ -27,7 +27,7 @@ from credentials.models import Credential
 from executions.models import Execution, ExecutionStep
 from tests.conftest import client_for
 from tests.security.conftest import TenantData
-from workspaces.models import Membership, Workspace
+from workspaces.models import ApiKey, Membership, Workspace
 
 PUBLIC_OPERATIONS = {"/api/v1/auth/register/", "/api/v1/auth/token/", "/api/v1/auth/token/refresh/"}
 SCHEMA_METHODS = ("get", "post", "put", "patch", "delete")
@@ -44,6 +44,7 @@ PARAMETER_KINDS = {
     ("members", "user_id"): "member",
     ("connector-templates", "id"): "template",
     ("templates", "template_id"): "template",
+    ("api-keys", "id"): "api_key",
 }
 # Kinds that are not one workspace's data: bob may legitimately act on them from his own workspace.
 GLOBAL_KINDS = {"template"}
@@ -127,6 +128,7 @@ def _values(tenant: TenantData) -> dict[str, str]:
         "workspace": str(tenant.workspace.id),
         "member": str(tenant.member.id),
         "template": str(tenant.template.id),
+        **tenant.integration_ids,
     }
 
 
@@ -167,6 +169,7 @@ def _snapshot(workspace: Workspace) -> dict:
             Execution.objects.filter(workspace=workspace).values_list("id", "status", "cancel_requested")
         ),
         "steps": sorted(ExecutionStep.objects.filter(execution__workspace=workspace).values_list("id", "status")),
+        "api_keys": sorted(ApiKey.objects.filter(workspace=workspace).values_list("id", "revoked_at")),
         "credentials": sorted(
             Credential.objects.filter(workspace=workspace).values_list("service_name", "ciphertext", "updated_at")
         ),

@@ -22,7 +22,8 @@ from credentials.models import Credential
 from credentials.services import credential_upsert
 from executions.models import ConnectorDailyStats, Execution, ExecutionStep, StepDailyStats
 from tests.factories import ConnectorFactory, ContactFactory
-from workspaces.models import Membership, Workspace
+from workspaces.api_keys import api_key_create
+from workspaces.models import ApiKey, Membership, Workspace
 from workspaces.scoping import WorkspaceScopedViewSet
 
 pytestmark = pytest.mark.skipif(
@@ -34,6 +35,7 @@ MIGRATION = importlib.import_module("core.migrations.0001_rls")
 LATER_MIGRATIONS = [
     importlib.import_module("connectors.migrations.0005_version_history"),
     importlib.import_module("executions.migrations.0003_step_daily_stats"),
+    importlib.import_module("core.migrations.0002_rls_integrations"),
 ]
 
 SCOPED_MODELS = [
@@ -47,6 +49,7 @@ SCOPED_MODELS = [
     ExecutionStep,
     ConnectorDailyStats,
     StepDailyStats,
+    ApiKey,
 ]
 
 
@@ -86,7 +89,13 @@ def workspace_rows(workspace, name: str) -> None:
     ConnectorDailyStats.objects.create(connector=connector, workspace=workspace, date=today, succeeded=1)
     StepDailyStats.objects.create(connector=connector, workspace=workspace, date=today, step_name="fetch")
     credential_upsert(workspace=workspace, service_name="svc", fields={"key": f"{name}-secret"})
+    integration_rows(workspace)
     assert contact.workspace_id == workspace.id
+
+
+def integration_rows(workspace) -> None:
+    """One API key, trigger, webhook endpoint, delivery and batch of `workspace`."""
+    api_key_create(workspace=workspace, name="k", role="member", expires_at=None, created_by=None)
 
 
 @pytest.fixture
@@ -132,8 +141,12 @@ def test_every_workspace_scoped_table_has_forced_rls_and_the_policy(db):
         rows = {name: flags for name, *flags in cursor.fetchall()}
 
     assert rows == {table: [True, True, True] for table in _scoped_tables()}
+<<<<<<< HEAD
     covered = set(MIGRATION.SCOPED_TABLES).union(*(set(m.SCOPED_TABLES) for m in LATER_MIGRATIONS))
     assert covered == _scoped_tables()
+=======
+    assert set(MIGRATION.SCOPED_TABLES) | set(INTEGRATIONS_MIGRATION.SCOPED_TABLES) == _scoped_tables()
+>>>>>>> 5f52b29 (API keys: workspace-scoped cnk_ keys with a role, keyed-hash storage, authentication beside simplejwt, admin)
 
 
 def test_the_app_role_can_neither_log_in_nor_bypass_rls(db):
