@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "contacts",
     "connectors",
     "executions",
+    "triggers",
     "credentials",
     "templates_market",
     "console",
@@ -166,6 +167,7 @@ REST_FRAMEWORK = {
         "auth": env_str("API_THROTTLE_AUTH", "60/min"),
         "execute": env_str("API_THROTTLE_EXECUTE", "2000/min"),
         "test_run": env_str("API_THROTTLE_TEST_RUN", "10/min"),
+        "webhook": env_str("API_THROTTLE_WEBHOOK", "600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Throttles key anonymous callers by address. X-Forwarded-For is only believed for this many proxies in
@@ -221,6 +223,7 @@ CORS_ALLOW_HEADERS = (
     "authorization",
     "content-type",
     "idempotency-key",
+    "prefer",
     "x-workspace-id",
 )
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
@@ -265,6 +268,11 @@ if CONNECTORS_REQUEUE_STALE_AFTER_SECONDS < 3 * CONNECTORS_HEARTBEAT_SECONDS:
         "executions would be requeued."
     )
 
+# --- Triggers, outbound webhooks, synchronous wait (docs/api.md) ---
+# Scheme, host and port that webhook trigger URLs are built from; empty: those of the request.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")
+CONNECTORS_SCHEDULE_TICK_SECONDS = env_int("CONNECTORS_SCHEDULE_TICK_SECONDS", 15, minimum=1)
+
 # --- Celery: no broker means embedded mode (README, Configuration) ---
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
@@ -293,6 +301,12 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"stale_after": CONNECTORS_REQUEUE_STALE_AFTER_SECONDS},
         # A sweep nobody picked up in time is dropped, not piled up behind a backlog: the next one comes.
         "options": {"expires": env_int("CONNECTORS_REQUEUE_INTERVAL_SECONDS", 60, minimum=5)},
+    },
+    # Starts due schedule triggers; several beats (or a restarted one) still start each due time once.
+    "fire-due-schedules": {
+        "task": "triggers.tasks.fire_due_schedules",
+        "schedule": CONNECTORS_SCHEDULE_TICK_SECONDS,
+        "options": {"expires": CONNECTORS_SCHEDULE_TICK_SECONDS},
     },
 }
 

@@ -10,6 +10,7 @@ CURRENT_WORKSPACE = FIRST.CURRENT_WORKSPACE
 
 SCOPED_TABLES = {
     "workspaces_apikey": f"workspace_id = {CURRENT_WORKSPACE}",
+    "triggers_trigger": f"workspace_id = {CURRENT_WORKSPACE}",
 }
 
 
@@ -44,6 +45,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("core", "0001_rls"),
         ("workspaces", "0002_api_key"),
+        ("triggers", "0001_initial"),
     ]
 
     operations = [migrations.RunPython(enable_rls, disable_rls, elidable=False)]

@@ -122,13 +122,18 @@ def tenant_a(acme, alice, settings) -> TenantData:
 
 def integration_objects(workspace, connector, execution) -> tuple[dict[str, str], list[str]]:
     """Acme's API key, trigger, webhook endpoint with a delivery, and batch: their ids and their markers."""
+    from triggers.services import trigger_create
     from workspaces.api_keys import api_key_create
 
     api_key, plaintext = api_key_create(
         workspace=workspace, name="acme-key-name-6b2e", role="admin", expires_at=None, created_by=None
     )
-    ids = {"api_key": str(api_key.id)}
+    trigger, secret = trigger_create(
+        connector=connector, data={"type": "webhook", "input": {"k": "acme-trigger-input-2f"}}
+    )
+    ids = {"api_key": str(api_key.id), "trigger": str(trigger.id), "hook_token": "unknown-token-for-the-matrix"}
     markers = [str(api_key.id), api_key.name, plaintext, api_key.prefix]
+    markers += [str(trigger.id), trigger.token, secret, "acme-trigger-input-2f"]
     return ids, markers
 
 

@@ -27,6 +27,7 @@ from credentials.models import Credential
 from executions.models import Execution, ExecutionStep
 from tests.conftest import client_for
 from tests.security.conftest import TenantData
+from triggers.models import Trigger
 from workspaces.models import ApiKey, Membership, Workspace
 
 PUBLIC_OPERATIONS = {"/api/v1/auth/register/", "/api/v1/auth/token/", "/api/v1/auth/token/refresh/"}
@@ -45,9 +46,13 @@ PARAMETER_KINDS = {
     ("connector-templates", "id"): "template",
     ("templates", "template_id"): "template",
     ("api-keys", "id"): "api_key",
+    ("triggers", "trigger_id"): "trigger",
+    # A hook's token is its only credential: knowing Acme's token is being Acme's sender. The matrix checks
+    # that a token nobody was given finds nothing.
+    ("hooks", "token"): "hook_token",
 }
 # Kinds that are not one workspace's data: bob may legitimately act on them from his own workspace.
-GLOBAL_KINDS = {"template"}
+GLOBAL_KINDS = {"template", "hook_token"}
 
 CONNECTOR_BODY = {"name": "Bob's", "steps": [{"name": "fetch", "url": "https://api.example.com/x"}]}
 BODIES = {
@@ -169,6 +174,7 @@ def _snapshot(workspace: Workspace) -> dict:
             Execution.objects.filter(workspace=workspace).values_list("id", "status", "cancel_requested")
         ),
         "steps": sorted(ExecutionStep.objects.filter(execution__workspace=workspace).values_list("id", "status")),
+        "triggers": sorted(Trigger.objects.filter(workspace=workspace).values_list("id", "is_active", "updated_at")),
         "api_keys": sorted(ApiKey.objects.filter(workspace=workspace).values_list("id", "revoked_at")),
         "credentials": sorted(
             Credential.objects.filter(workspace=workspace).values_list("service_name", "ciphertext", "updated_at")

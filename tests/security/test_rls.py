@@ -22,6 +22,8 @@ from credentials.models import Credential
 from credentials.services import credential_upsert
 from executions.models import ConnectorDailyStats, Execution, ExecutionStep, StepDailyStats
 from tests.factories import ConnectorFactory, ContactFactory
+from triggers.models import Trigger
+from triggers.services import trigger_create
 from workspaces.api_keys import api_key_create
 from workspaces.models import ApiKey, Membership, Workspace
 from workspaces.scoping import WorkspaceScopedViewSet
@@ -50,6 +52,7 @@ SCOPED_MODELS = [
     ConnectorDailyStats,
     StepDailyStats,
     ApiKey,
+    Trigger,
 ]
 
 
@@ -96,6 +99,8 @@ def workspace_rows(workspace, name: str) -> None:
 def integration_rows(workspace) -> None:
     """One API key, trigger, webhook endpoint, delivery and batch of `workspace`."""
     api_key_create(workspace=workspace, name="k", role="member", expires_at=None, created_by=None)
+    connector = Connector.objects.filter(workspace=workspace).first()
+    trigger_create(connector=connector, data={"type": "webhook"})
 
 
 @pytest.fixture
@@ -141,12 +146,8 @@ def test_every_workspace_scoped_table_has_forced_rls_and_the_policy(db):
         rows = {name: flags for name, *flags in cursor.fetchall()}
 
     assert rows == {table: [True, True, True] for table in _scoped_tables()}
-<<<<<<< HEAD
     covered = set(MIGRATION.SCOPED_TABLES).union(*(set(m.SCOPED_TABLES) for m in LATER_MIGRATIONS))
     assert covered == _scoped_tables()
-=======
-    assert set(MIGRATION.SCOPED_TABLES) | set(INTEGRATIONS_MIGRATION.SCOPED_TABLES) == _scoped_tables()
->>>>>>> 5f52b29 (API keys: workspace-scoped cnk_ keys with a role, keyed-hash storage, authentication beside simplejwt, admin)
 
 
 def test_the_app_role_can_neither_log_in_nor_bypass_rls(db):
