@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "connectors",
     "executions",
     "triggers",
+    "webhooks",
     "credentials",
     "templates_market",
     "console",
@@ -272,6 +273,13 @@ if CONNECTORS_REQUEUE_STALE_AFTER_SECONDS < 3 * CONNECTORS_HEARTBEAT_SECONDS:
 # Scheme, host and port that webhook trigger URLs are built from; empty: those of the request.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")
 CONNECTORS_SCHEDULE_TICK_SECONDS = env_int("CONNECTORS_SCHEDULE_TICK_SECONDS", 15, minimum=1)
+# Waits (seconds) before the 2nd, 3rd ... attempt of an outbound webhook delivery: 8 attempts over about 2 h.
+_retry_waits = env_list("CONNECTORS_WEBHOOK_RETRY_WAITS") or ["5", "30", "120", "600", "1800", "3000", "3000"]
+if not all(wait.isdigit() and int(wait) <= 3000 for wait in _retry_waits):
+    raise ImproperlyConfigured(
+        "CONNECTORS_WEBHOOK_RETRY_WAITS must be comma-separated whole seconds, each at most 3000."
+    )
+CONNECTORS_WEBHOOK_RETRY_WAITS = [int(wait) for wait in _retry_waits]
 
 # --- Celery: no broker means embedded mode (README, Configuration) ---
 CELERY_TASK_ALWAYS_EAGER = False
@@ -307,6 +315,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "triggers.tasks.fire_due_schedules",
         "schedule": CONNECTORS_SCHEDULE_TICK_SECONDS,
         "options": {"expires": CONNECTORS_SCHEDULE_TICK_SECONDS},
+    },
+    # Re-enqueues outbound webhook deliveries whose message was lost or whose worker died mid-attempt.
+    "sweep-webhook-deliveries": {
+        "task": "webhooks.tasks.sweep_webhook_deliveries",
+        "schedule": 60,
+        "options": {"expires": 60},
     },
 }
 

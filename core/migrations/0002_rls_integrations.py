@@ -11,6 +11,8 @@ CURRENT_WORKSPACE = FIRST.CURRENT_WORKSPACE
 SCOPED_TABLES = {
     "workspaces_apikey": f"workspace_id = {CURRENT_WORKSPACE}",
     "triggers_trigger": f"workspace_id = {CURRENT_WORKSPACE}",
+    "webhooks_webhookendpoint": f"workspace_id = {CURRENT_WORKSPACE}",
+    "webhooks_webhookdelivery": f"workspace_id = {CURRENT_WORKSPACE}",
 }
 
 
@@ -46,6 +48,7 @@ class Migration(migrations.Migration):
         ("core", "0001_rls"),
         ("workspaces", "0002_api_key"),
         ("triggers", "0001_initial"),
+        ("webhooks", "0001_initial"),
     ]
 
     operations = [migrations.RunPython(enable_rls, disable_rls, elidable=False)]

@@ -28,6 +28,7 @@ from executions.models import Execution, ExecutionStep
 from tests.conftest import client_for
 from tests.security.conftest import TenantData
 from triggers.models import Trigger
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 from workspaces.models import ApiKey, Membership, Workspace
 
 PUBLIC_OPERATIONS = {"/api/v1/auth/register/", "/api/v1/auth/token/", "/api/v1/auth/token/refresh/"}
@@ -47,6 +48,7 @@ PARAMETER_KINDS = {
     ("templates", "template_id"): "template",
     ("api-keys", "id"): "api_key",
     ("triggers", "trigger_id"): "trigger",
+    ("webhook-endpoints", "id"): "webhook_endpoint",
     # A hook's token is its only credential: knowing Acme's token is being Acme's sender. The matrix checks
     # that a token nobody was given finds nothing.
     ("hooks", "token"): "hook_token",
@@ -175,6 +177,10 @@ def _snapshot(workspace: Workspace) -> dict:
         ),
         "steps": sorted(ExecutionStep.objects.filter(execution__workspace=workspace).values_list("id", "status")),
         "triggers": sorted(Trigger.objects.filter(workspace=workspace).values_list("id", "is_active", "updated_at")),
+        "webhook_endpoints": sorted(
+            WebhookEndpoint.objects.filter(workspace=workspace).values_list("id", "url", "is_active", "updated_at")
+        ),
+        "deliveries": sorted(WebhookDelivery.objects.filter(workspace=workspace).values_list("id", "status")),
         "api_keys": sorted(ApiKey.objects.filter(workspace=workspace).values_list("id", "revoked_at")),
         "credentials": sorted(
             Credential.objects.filter(workspace=workspace).values_list("service_name", "ciphertext", "updated_at")

@@ -24,6 +24,8 @@ from executions.models import ConnectorDailyStats, Execution, ExecutionStep, Ste
 from tests.factories import ConnectorFactory, ContactFactory
 from triggers.models import Trigger
 from triggers.services import trigger_create
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import endpoint_create, endpoint_send_test
 from workspaces.api_keys import api_key_create
 from workspaces.models import ApiKey, Membership, Workspace
 from workspaces.scoping import WorkspaceScopedViewSet
@@ -53,6 +55,8 @@ SCOPED_MODELS = [
     StepDailyStats,
     ApiKey,
     Trigger,
+    WebhookEndpoint,
+    WebhookDelivery,
 ]
 
 
@@ -101,6 +105,10 @@ def integration_rows(workspace) -> None:
     api_key_create(workspace=workspace, name="k", role="member", expires_at=None, created_by=None)
     connector = Connector.objects.filter(workspace=workspace).first()
     trigger_create(connector=connector, data={"type": "webhook"})
+    endpoint, _ = endpoint_create(
+        workspace=workspace, data={"url": "https://hooks.example/in", "events": ["execution.failed"]}
+    )
+    endpoint_send_test(endpoint=endpoint)
 
 
 @pytest.fixture

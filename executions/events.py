@@ -1,0 +1,34 @@
+"""The end of an execution, announced once: outbound webhooks, batch progress and `Prefer: wait` listen here.
+
+Every path that moves an execution to a final status (finish, cancel, a cancelled queued run, an abandoned
+run) calls `execution_finished` once, inside the transaction that moved it and only when it did move it
+(the same guard that keeps the counters exact). Subscribers therefore write in that transaction (a delivery
+row, a batch counter) and defer side effects to `transaction.on_commit`. Apps subscribe in their
+AppConfig.ready(), so this module imports none of them.
+"""
+
+from collections.abc import Callable
+from typing import Protocol
+
+
+class FinishedExecution(Protocol):
+    id: object
+    workspace_id: object
+    connector_id: object
+    batch_id: object
+
+
+Subscriber = Callable[[FinishedExecution, str], None]
+
+_subscribers: list[Subscriber] = []
+
+
+def subscribe(subscriber: Subscriber) -> None:
+    if subscriber not in _subscribers:
+        _subscribers.append(subscriber)
+
+
+def execution_finished(execution: FinishedExecution, status: str) -> None:
+    """Tells every subscriber that `execution` ended with `status` (succeeded, failed or cancelled)."""
+    for subscriber in _subscribers:
+        subscriber(execution, status)
