@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "executions",
     "triggers",
     "webhooks",
+    "batches",
     "credentials",
     "templates_market",
     "console",
@@ -214,6 +215,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExecutionStatusEnum": "executions.models.Status",
         "StepStatusEnum": "executions.models.StepStatus",
+        "MemberRoleEnum": "workspaces.models.Role",
+        "ApiKeyRoleEnum": [("member", "Member"), ("admin", "Admin")],
     },
 }
 
@@ -272,6 +275,8 @@ if CONNECTORS_REQUEUE_STALE_AFTER_SECONDS < 3 * CONNECTORS_HEARTBEAT_SECONDS:
 # --- Triggers, outbound webhooks, synchronous wait (docs/api.md) ---
 # Scheme, host and port that webhook trigger URLs are built from; empty: those of the request.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")
+# The longest `Prefer: wait` honoured (at most 60); keep it below the web server's worker timeout.
+CONNECTORS_MAX_WAIT_SECONDS = min(env_int("CONNECTORS_MAX_WAIT_SECONDS", 60, minimum=1), 60)
 CONNECTORS_SCHEDULE_TICK_SECONDS = env_int("CONNECTORS_SCHEDULE_TICK_SECONDS", 15, minimum=1)
 # Waits (seconds) before the 2nd, 3rd ... attempt of an outbound webhook delivery: 8 attempts over about 2 h.
 _retry_waits = env_list("CONNECTORS_WEBHOOK_RETRY_WAITS") or ["5", "30", "120", "600", "1800", "3000", "3000"]

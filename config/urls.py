@@ -31,6 +31,7 @@ api_v1 = [
     path("", include("workspaces.urls")),
     path("", include(triggers_urls.api_urlpatterns)),
     path("", include("webhooks.urls")),
+    path("", include("batches.urls")),
     path("", include("executions.urls")),
     path("", include("credentials.urls")),
     path("", include("templates_market.urls")),

@@ -10,6 +10,8 @@ AppConfig.ready(), so this module imports none of them.
 from collections.abc import Callable
 from typing import Protocol
 
+from executions import waiting
+
 
 class FinishedExecution(Protocol):
     id: object
@@ -29,6 +31,8 @@ def subscribe(subscriber: Subscriber) -> None:
 
 
 def execution_finished(execution: FinishedExecution, status: str) -> None:
-    """Tells every subscriber that `execution` ended with `status` (succeeded, failed or cancelled)."""
+    """Tells every subscriber that `execution` ended with `status` (succeeded, failed or cancelled), and
+    wakes the requests waiting for it once the transaction commits (Prefer: wait)."""
+    waiting.notify_on_commit(execution.id)
     for subscriber in _subscribers:
         subscriber(execution, status)

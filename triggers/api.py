@@ -36,7 +36,7 @@ class TriggerViewSet(
     lookup_url_kwarg = "trigger_id"
 
     def get_unscoped_queryset(self):
-        return Trigger.objects.filter(connector_id=self.kwargs["id"])
+        return Trigger.objects.filter(connector_id=self.kwargs.get("id"))
 
     def _connector(self) -> Connector:
         connector = Connector.objects.filter(pk=self.kwargs["id"], workspace=self.request.workspace).first()

@@ -13,6 +13,7 @@ SCOPED_TABLES = {
     "triggers_trigger": f"workspace_id = {CURRENT_WORKSPACE}",
     "webhooks_webhookendpoint": f"workspace_id = {CURRENT_WORKSPACE}",
     "webhooks_webhookdelivery": f"workspace_id = {CURRENT_WORKSPACE}",
+    "batches_batch": f"workspace_id = {CURRENT_WORKSPACE}",
 }
 
 
@@ -49,6 +50,7 @@ class Migration(migrations.Migration):
         ("workspaces", "0002_api_key"),
         ("triggers", "0001_initial"),
         ("webhooks", "0001_initial"),
+        ("batches", "0001_initial"),
     ]
 
     operations = [migrations.RunPython(enable_rls, disable_rls, elidable=False)]

@@ -7,6 +7,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from batches.models import Batch
 from contacts.models import Contact
 from credentials.models import Credential
 from credentials.services import credential_upsert
@@ -48,6 +49,7 @@ def integration_secrets(acme, connector, execution) -> list[str]:
         workspace=acme, data={"url": "https://receiver.example/in", "events": ["execution.failed"]}
     )
     endpoint_send_test(endpoint=endpoint)
+    Batch.objects.create(workspace=acme, connector=connector, count=0)
     return [
         key,
         api_key.key_hash,

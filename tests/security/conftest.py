@@ -122,6 +122,7 @@ def tenant_a(acme, alice, settings) -> TenantData:
 
 def integration_objects(workspace, connector, execution) -> tuple[dict[str, str], list[str]]:
     """Acme's API key, trigger, webhook endpoint with a delivery, and batch: their ids and their markers."""
+    from batches.models import Batch
     from triggers.services import trigger_create
     from webhooks.services import endpoint_create, endpoint_send_test
     from workspaces.api_keys import api_key_create
@@ -136,15 +137,18 @@ def integration_objects(workspace, connector, execution) -> tuple[dict[str, str]
         workspace=workspace, data={"url": "https://acme-receiver.example/hook", "events": ["execution.succeeded"]}
     )
     delivery = endpoint_send_test(endpoint=endpoint)
+    batch = Batch.objects.create(workspace=workspace, connector=connector, count=1)
     ids = {
         "api_key": str(api_key.id),
         "trigger": str(trigger.id),
         "hook_token": "unknown-token-for-the-matrix",
         "webhook_endpoint": str(endpoint.id),
+        "batch": str(batch.id),
     }
     markers = [str(api_key.id), api_key.name, plaintext, api_key.prefix]
     markers += [str(trigger.id), trigger.token, secret, "acme-trigger-input-2f"]
     markers += [str(endpoint.id), "acme-receiver.example", endpoint_secret, str(delivery.id), delivery.message_id]
+    markers += [str(batch.id)]
     return ids, markers
 
 

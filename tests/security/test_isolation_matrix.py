@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from batches.models import Batch
 from connectors.models import Connector, ConnectorVersion
 from contacts.models import Contact
 from credentials.models import Credential
@@ -49,6 +50,7 @@ PARAMETER_KINDS = {
     ("api-keys", "id"): "api_key",
     ("triggers", "trigger_id"): "trigger",
     ("webhook-endpoints", "id"): "webhook_endpoint",
+    ("batches", "id"): "batch",
     # A hook's token is its only credential: knowing Acme's token is being Acme's sender. The matrix checks
     # that a token nobody was given finds nothing.
     ("hooks", "token"): "hook_token",
@@ -69,6 +71,12 @@ BODIES = {
         "format": "connector/v1",
         "connector": {"name": "Bob's import", "steps": [{"name": "fetch", "url": "https://api.example.com/x"}]},
     },
+    ("post", "/api/v1/connectors/{id}/execute-batch/"): {"items": [{"input": {}}]},
+    ("post", "/api/v1/connectors/{id}/triggers/"): {"type": "webhook"},
+    ("patch", "/api/v1/connectors/{id}/triggers/{trigger_id}/"): {"is_active": False},
+    ("post", "/api/v1/workspace/api-keys/"): {"name": "bob's key"},
+    ("post", "/api/v1/workspace/webhook-endpoints/"): {"url": "https://bob.example/in", "events": ["execution.failed"]},
+    ("patch", "/api/v1/workspace/webhook-endpoints/{id}/"): {"is_active": False},
     ("post", "/api/v1/contacts/"): {"email": "bob-contact@globex.test"},
     ("put", "/api/v1/contacts/{id}/"): {"email": "bob-contact@globex.test"},
     ("patch", "/api/v1/contacts/{id}/"): {"first_name": "Renamed by bob"},
@@ -181,6 +189,7 @@ def _snapshot(workspace: Workspace) -> dict:
             WebhookEndpoint.objects.filter(workspace=workspace).values_list("id", "url", "is_active", "updated_at")
         ),
         "deliveries": sorted(WebhookDelivery.objects.filter(workspace=workspace).values_list("id", "status")),
+        "batches": sorted(Batch.objects.filter(workspace=workspace).values_list("id", "ended", "finished_at")),
         "api_keys": sorted(ApiKey.objects.filter(workspace=workspace).values_list("id", "revoked_at")),
         "credentials": sorted(
             Credential.objects.filter(workspace=workspace).values_list("service_name", "ciphertext", "updated_at")

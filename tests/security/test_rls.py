@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from batches.models import Batch
 from connectors.models import Connector, ConnectorVersion
 from contacts.models import Contact
 from core import rls
@@ -57,6 +58,7 @@ SCOPED_MODELS = [
     Trigger,
     WebhookEndpoint,
     WebhookDelivery,
+    Batch,
 ]
 
 
@@ -109,6 +111,7 @@ def integration_rows(workspace) -> None:
         workspace=workspace, data={"url": "https://hooks.example/in", "events": ["execution.failed"]}
     )
     endpoint_send_test(endpoint=endpoint)
+    Batch.objects.create(workspace=workspace, connector=connector, count=0)
 
 
 @pytest.fixture
