@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from batches.models import Batch
-from console.admin_tools import ReadOnlyAdminMixin, UUIDSearchMixin, admin_link, changelist_link
+from core.admin_tools import ReadOnlyAdminMixin, UUIDSearchMixin, admin_link, changelist_link
 
 
 @admin.register(Batch)

@@ -20,6 +20,7 @@ from connectors.models import Connector
 from contacts.models import Contact
 from core.exceptions import Conflict, InvalidInput
 from executions import services as execution_services
+from executions.events import FinishedExecution
 from executions.models import Execution
 
 MAX_ITEMS = 1000
@@ -87,7 +88,7 @@ def _insert(connector: Connector, items: list[dict[str, Any]]) -> tuple[Batch, l
     return batch, [execution.id for execution in executions]
 
 
-def count_finished_execution(execution, status: str) -> None:
+def count_finished_execution(execution: FinishedExecution, status: str) -> None:
     """Subscriber of executions.events: one UPDATE in the finishing transaction for a batch's execution; the
     last one to end stamps `finished_at`."""
     if not execution.batch_id:

@@ -38,6 +38,8 @@ class TestRunThrottle(throttling.UserRateThrottle):
     (`API_THROTTLE_TEST_RUN`, default 10/min)."""
 
     scope = "test_run"
+
+
 class WebhookTriggerThrottle(throttling.SimpleRateThrottle):
     """Inbound webhooks, counted per trigger (its URL token, hashed), whoever sends them."""
 

@@ -7,6 +7,7 @@ row, a batch counter) and defer side effects to `transaction.on_commit`. Apps su
 AppConfig.ready(), so this module imports none of them.
 """
 
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
@@ -14,10 +15,16 @@ from executions import waiting
 
 
 class FinishedExecution(Protocol):
-    id: object
-    workspace_id: object
-    connector_id: object
-    batch_id: object
+    """What listeners may read of the execution (an Execution, possibly loaded with only these fields)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def workspace_id(self) -> uuid.UUID: ...
+    @property
+    def connector_id(self) -> uuid.UUID: ...
+    @property
+    def batch_id(self) -> uuid.UUID | None: ...
 
 
 Subscriber = Callable[[FinishedExecution, str], None]

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.http.response import HttpResponseBase
+from rest_framework.response import Response
 
 from executions.models import FINISHED_STATUSES, Execution
 
@@ -66,7 +68,7 @@ def _client(url: str) -> redis.Redis:
         return _clients[url]
 
 
-def notify_on_commit(execution_id) -> None:
+def notify_on_commit(execution_id: object) -> None:
     """Called in the finishing transaction: wakes the execution's waiters once it commits."""
     transaction.on_commit(lambda: notify(str(execution_id)))
 
@@ -87,7 +89,7 @@ def _has_ended(execution_id: str) -> bool:
     return Execution.objects.filter(pk=execution_id, status__in=FINISHED_STATUSES).exists()
 
 
-def wait_until_ended(execution_id, seconds: float) -> bool:
+def wait_until_ended(execution_id: object, seconds: float) -> bool:
     """Blocks until the execution has ended or `seconds` pass; returns whether it ended."""
     execution_id = str(execution_id)
     url = _redis_url()
@@ -129,17 +131,17 @@ def _wait_in_process(execution_id: str, seconds: float) -> bool:
                 _local_waiters.pop(execution_id, None)
 
 
-def remember(response, execution_id, preference: WaitPreference | None) -> None:
+def remember(response: Response, execution_id: object, preference: WaitPreference | None) -> None:
     """Marks an execute response to be answered after the wait (see `answer_after_wait`)."""
     if preference is not None:
         response.wait_for = (execution_id, preference)
 
 
-def answer_after_wait(response):
+def answer_after_wait(response: HttpResponseBase) -> HttpResponseBase:
     """Run by the execute view after its request transaction has committed (the execution is enqueued by
     then): waits, then answers 200 with the ended execution or 202 with it as it stands."""
     marked = getattr(response, "wait_for", None)
-    if marked is None or response.status_code not in (200, 202):
+    if marked is None or not isinstance(response, Response) or response.status_code not in (200, 202):
         return response
     from executions import selectors
     from executions.serializers import ExecutionSerializer

@@ -3,7 +3,7 @@ secret part) and the signing secret are never shown."""
 
 from django.contrib import admin
 
-from console.admin_tools import ReadOnlyAdminMixin, UUIDSearchMixin, admin_link
+from core.admin_tools import ReadOnlyAdminMixin, UUIDSearchMixin, admin_link
 from triggers.models import Trigger
 
 

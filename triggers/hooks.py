@@ -8,6 +8,7 @@ execution (the same id with another body: 422). `last_fired_at` is written at mo
 
 import json
 from datetime import timedelta
+from typing import NoReturn
 
 from django.db import transaction
 from django.utils import timezone
@@ -44,7 +45,7 @@ def find_hook(token: str) -> Trigger:
     return trigger
 
 
-def _reject(value: str):
+def _reject(value: str) -> NoReturn:
     raise ValueError(f"{value} is not valid JSON")
 
 

@@ -66,6 +66,8 @@ def fire_schedule(*, trigger: Trigger, now: datetime) -> bool:
     """Claims this due time of `trigger` and starts its execution; False when another process claimed it,
     or when it starts nothing (inactive connector, input the connector refuses: logged)."""
     due_at = trigger.next_run_at
+    if due_at is None:
+        return False
     following = next_due(trigger.cron, trigger.timezone, now)
     claimed = Trigger.objects.filter(pk=trigger.pk, is_active=True, next_run_at=due_at).update(next_run_at=following)
     if not claimed:

@@ -3,7 +3,7 @@
 
 from django.contrib import admin
 
-from console.admin_tools import LargeTablePaginator, ListDeferMixin, ReadOnlyAdminMixin, UUIDSearchMixin, admin_link
+from core.admin_tools import LargeTablePaginator, ListDeferMixin, ReadOnlyAdminMixin, UUIDSearchMixin, admin_link
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import endpoint_send_test
 

@@ -10,6 +10,7 @@ no worker waits.
 """
 
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -17,7 +18,14 @@ from django.db.models import F
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from connectors.engine.http import AddressPolicy, BlockedDestination, HttpError, OutboundRequest, SafeHttpClient
+from connectors.engine.http import (
+    AddressPolicy,
+    BlockedDestination,
+    HttpError,
+    OutboundRequest,
+    OutboundResponse,
+    SafeHttpClient,
+)
 from credentials import signing_secrets
 from executions import selectors as execution_selectors
 from executions.models import Execution
@@ -38,7 +46,7 @@ def retry_waits() -> list[int]:
     return list(settings.CONNECTORS_WEBHOOK_RETRY_WAITS)
 
 
-def attempt_delivery(delivery_id) -> str | None:
+def attempt_delivery(delivery_id: uuid.UUID | str) -> str | None:
     """Sends the next attempt of a pending, due delivery; returns its status afterwards, or None when there
     was nothing to do (not pending, not due, or claimed by someone else)."""
     now = timezone.now()
@@ -66,13 +74,15 @@ def attempt_delivery(delivery_id) -> str | None:
 
 
 def _payload(delivery: WebhookDelivery, now: datetime) -> dict | None:
+    if delivery.execution_id is None:
+        return None
     execution = execution_selectors.with_steps(Execution.objects.filter(pk=delivery.execution_id)).first()
     if execution is None:
         return None
     return {"type": delivery.event, "timestamp": now.isoformat(), "data": ExecutionSerializer(execution).data}
 
 
-def _send(delivery: WebhookDelivery, body: bytes, now: datetime):
+def _send(delivery: WebhookDelivery, body: bytes, now: datetime) -> OutboundResponse:
     endpoint = delivery.endpoint
     secret = signing_secrets.unseal(endpoint.secret, owner_kind="webhook-endpoint", owner_id=endpoint.pk)
     moment = datetime.fromtimestamp(int(now.timestamp()), tz=UTC)

@@ -12,6 +12,7 @@ from rest_framework.utils.encoders import JSONEncoder
 from connectors.models import Connector
 from core.exceptions import InvalidInput
 from credentials import signing_secrets
+from executions.events import FinishedExecution
 from webhooks import dispatch
 from webhooks.models import EVENTS, TEST_EVENT, WebhookDelivery, WebhookEndpoint
 from workspaces.models import Workspace
@@ -75,7 +76,7 @@ def _message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
-def deliveries_for_finished_execution(execution, status: str) -> None:
+def deliveries_for_finished_execution(execution: FinishedExecution, status: str) -> None:
     """Subscriber of executions.events: in the finishing transaction, one pending delivery per matching
     active endpoint (one query when there is none), sent after commit."""
     event = f"execution.{status}"
@@ -102,4 +103,9 @@ def deliveries_for_finished_execution(execution, status: str) -> None:
         for pk in matching
     )
     ids = [delivery.id for delivery in deliveries]
-    transaction.on_commit(lambda: [dispatch.enqueue(delivery_id) for delivery_id in ids])
+    transaction.on_commit(lambda: _enqueue_all(ids))
+
+
+def _enqueue_all(delivery_ids: list[uuid.UUID]) -> None:
+    for delivery_id in delivery_ids:
+        dispatch.enqueue(delivery_id)

@@ -1,4 +1,4 @@
-"""API keys: issue, revoke, and authenticate (CONTRACT §13 as stated in docs/api.md).
+"""API keys: issue, revoke, and authenticate (docs/api.md §15).
 
 A key is `cnk_` + 43 URL-safe characters (32 random bytes). It is stored as HMAC-SHA256 keyed with a secret
 derived from DJANGO_SECRET_KEY, never in the clear. A keyed hash rather than a slow password hash: the key

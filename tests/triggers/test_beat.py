@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from config.celery import app as celery_app
 from executions.models import Execution
 from tests.executions.test_celery_worker import (  # noqa: F401 - fixture
     REDIS_URL,
@@ -37,6 +38,7 @@ def two_beats(celery_worker, tmp_path):  # noqa: F811
     env = {
         **os.environ,
         "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_QUEUE": celery_app.conf.CELERY_TASK_DEFAULT_QUEUE,  # the test worker's own queue
         "DATABASE_URL": _database_url(),
         "CONNECTORS_SCHEDULE_TICK_SECONDS": TICK,
         "PYTHONUNBUFFERED": "1",
