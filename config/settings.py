@@ -54,6 +54,9 @@ INSTALLED_APPS = [
     "contacts",
     "connectors",
     "executions",
+    "triggers",
+    "webhooks",
+    "batches",
     "credentials",
     "templates_market",
     "console",
@@ -146,7 +149,11 @@ else:
 
 # --- REST API ---
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["workspaces.tokens.VersionedJWTAuthentication"],
+    # API keys (cnk_...) first: simplejwt would reject one as a malformed token.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "workspaces.authentication.ApiKeyAuthentication",
+        "workspaces.tokens.VersionedJWTAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
@@ -165,6 +172,7 @@ REST_FRAMEWORK = {
         "auth": env_str("API_THROTTLE_AUTH", "60/min"),
         "execute": env_str("API_THROTTLE_EXECUTE", "2000/min"),
         "test_run": env_str("API_THROTTLE_TEST_RUN", "10/min"),
+        "webhook": env_str("API_THROTTLE_WEBHOOK", "600/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Throttles key anonymous callers by address. X-Forwarded-For is only believed for this many proxies in
@@ -210,6 +218,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExecutionStatusEnum": "executions.models.Status",
         "StepStatusEnum": "executions.models.StepStatus",
+        "MemberRoleEnum": "workspaces.models.Role",
+        "ApiKeyRoleEnum": [("member", "Member"), ("admin", "Admin")],
     },
 }
 
@@ -220,6 +230,7 @@ CORS_ALLOW_HEADERS = (
     "authorization",
     "content-type",
     "idempotency-key",
+    "prefer",
     "x-workspace-id",
 )
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
@@ -264,6 +275,20 @@ if CONNECTORS_REQUEUE_STALE_AFTER_SECONDS < 3 * CONNECTORS_HEARTBEAT_SECONDS:
         "executions would be requeued."
     )
 
+# --- Triggers, outbound webhooks, synchronous wait (docs/api.md) ---
+# Scheme, host and port that webhook trigger URLs are built from; empty: those of the request.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")
+# The longest `Prefer: wait` honoured (at most 60); keep it below the web server's worker timeout.
+CONNECTORS_MAX_WAIT_SECONDS = min(env_int("CONNECTORS_MAX_WAIT_SECONDS", 60, minimum=1), 60)
+CONNECTORS_SCHEDULE_TICK_SECONDS = env_int("CONNECTORS_SCHEDULE_TICK_SECONDS", 15, minimum=1)
+# Waits (seconds) before the 2nd, 3rd ... attempt of an outbound webhook delivery: 8 attempts over about 2 h.
+_retry_waits = env_list("CONNECTORS_WEBHOOK_RETRY_WAITS") or ["5", "30", "120", "600", "1800", "3000", "3000"]
+if not all(wait.isdigit() and int(wait) <= 3000 for wait in _retry_waits):
+    raise ImproperlyConfigured(
+        "CONNECTORS_WEBHOOK_RETRY_WAITS must be comma-separated whole seconds, each at most 3000."
+    )
+CONNECTORS_WEBHOOK_RETRY_WAITS = [int(wait) for wait in _retry_waits]
+
 # --- Celery: no broker means embedded mode (README, Configuration) ---
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
@@ -292,6 +317,18 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"stale_after": CONNECTORS_REQUEUE_STALE_AFTER_SECONDS},
         # A sweep nobody picked up in time is dropped, not piled up behind a backlog: the next one comes.
         "options": {"expires": env_int("CONNECTORS_REQUEUE_INTERVAL_SECONDS", 60, minimum=5)},
+    },
+    # Starts due schedule triggers; several beats (or a restarted one) still start each due time once.
+    "fire-due-schedules": {
+        "task": "triggers.tasks.fire_due_schedules",
+        "schedule": CONNECTORS_SCHEDULE_TICK_SECONDS,
+        "options": {"expires": CONNECTORS_SCHEDULE_TICK_SECONDS},
+    },
+    # Re-enqueues outbound webhook deliveries whose message was lost or whose worker died mid-attempt.
+    "sweep-webhook-deliveries": {
+        "task": "webhooks.tasks.sweep_webhook_deliveries",
+        "schedule": 60,
+        "options": {"expires": 60},
     },
 }
 

@@ -6,6 +6,7 @@ from config.routers import Router
 from connectors.api import ConnectorViewSet
 from contacts.api import ContactViewSet
 from core.health import healthz
+from triggers import urls as triggers_urls
 from workspaces import api as workspaces_api
 
 router = Router()
@@ -27,6 +28,10 @@ auth_patterns = [
 api_v1 = [
     path("auth/", include(auth_patterns)),
     *router.urls,
+    path("", include("workspaces.urls")),
+    path("", include(triggers_urls.api_urlpatterns)),
+    path("", include("webhooks.urls")),
+    path("", include("batches.urls")),
     path("", include("executions.urls")),
     path("", include("credentials.urls")),
     path("", include("templates_market.urls")),
@@ -39,4 +44,5 @@ urlpatterns = [
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     re_path(r"^healthz/?$", healthz, name="healthz"),
+    *triggers_urls.hook_urlpatterns,
 ]

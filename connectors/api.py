@@ -11,6 +11,7 @@ from connectors.serializers import ConnectorSerializer
 from core.throttling import ExecuteRateThrottle, TestRunThrottle
 from executions import selectors as execution_selectors
 from executions import services as execution_services
+from executions import waiting
 from executions.api import EXECUTION_FILTERS
 from executions.models import Execution
 from executions.serializers import ConnectorStatsSerializer, ExecuteRequestSerializer, ExecutionSerializer
@@ -72,6 +73,10 @@ class ConnectorViewSet(
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
 
+    def dispatch(self, request, *args, **kwargs):
+        response = super().dispatch(request, *args, **kwargs)
+        return waiting.answer_after_wait(response)  # Prefer: wait, once the request's transaction committed
+
     def get_throttles(self):
         if self.action == "execute":
             return [*super().get_throttles(), ExecuteRateThrottle()]
@@ -81,7 +86,16 @@ class ConnectorViewSet(
 
     @extend_schema(
         request=ExecuteRequestSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "Prefer",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="wait=N (1 to 60): answer 200 with the execution if it ends within N seconds.",
+            ),
+        ],
         responses={202: ExecutionSerializer, 200: ExecutionSerializer},
     )
     @action(detail=True, methods=["post"])
@@ -103,10 +117,12 @@ class ConnectorViewSet(
             execution = execution_selectors.without_steps_yet(execution)
         else:
             execution = execution_selectors.with_steps(Execution.objects.filter(pk=execution.pk)).get()
-        return Response(
+        response = Response(
             ExecutionSerializer(execution).data,
             status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
         )
+        waiting.remember(response, execution.pk, waiting.parse_prefer(request.headers.get("Prefer", "")))
+        return response
 
     @extend_schema(
         parameters=[p for p in EXECUTION_FILTERS if p.name == "status"],

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 logger = logging.getLogger(__name__)
 
-API_PREFIXES = ("/api/", "/healthz")
+API_PREFIXES = ("/api/", "/healthz", "/hooks/")
 
 
 def _is_api(request: HttpRequest) -> bool:

@@ -9,7 +9,7 @@ from rest_framework import exceptions, parsers
 MAX_JSON_DEPTH = 64
 
 
-def _depth_exceeds(value, limit: int) -> bool:
+def depth_exceeds(value, limit: int) -> bool:
     stack = [(value, 1)]
     while stack:
         current, depth = stack.pop()
@@ -27,6 +27,6 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels") from None
-        if _depth_exceeds(data, MAX_JSON_DEPTH):
+        if depth_exceeds(data, MAX_JSON_DEPTH):
             raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels")
         return data

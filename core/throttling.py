@@ -1,5 +1,7 @@
 """Rate limits per user, per workspace and per client address (rates from `API_THROTTLE_*`, docs/api.md §13)."""
 
+import hashlib
+
 from rest_framework import throttling
 
 
@@ -36,3 +38,13 @@ class TestRunThrottle(throttling.UserRateThrottle):
     (`API_THROTTLE_TEST_RUN`, default 10/min)."""
 
     scope = "test_run"
+
+
+class WebhookTriggerThrottle(throttling.SimpleRateThrottle):
+    """Inbound webhooks, counted per trigger (its URL token, hashed), whoever sends them."""
+
+    scope = "webhook"
+
+    def get_cache_key(self, request, view):
+        token = view.kwargs.get("token", "")
+        return self.cache_format % {"scope": self.scope, "ident": hashlib.sha256(token.encode()).hexdigest()[:32]}

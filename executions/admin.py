@@ -32,7 +32,7 @@ class TriggeredByFilter(admin.SimpleListFilter):
     parameter_name = "triggered_by"
 
     def lookups(self, request, model_admin):
-        return [("api", "api"), ("command", "command"), ("admin", "admin")]
+        return [(name, name) for name in ("api", "command", "admin", "webhook", "schedule", "batch")]
 
     def queryset(self, request, queryset):
         if self.value():

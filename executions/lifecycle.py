@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from connectors.engine.runner import PendingRetry, StepRecord
 from contacts.services import contact_apply_mapping
-from executions import counters, dispatch, sealing
+from executions import counters, dispatch, events, sealing
 from executions.models import STEP_RECORD_FIELDS, Execution, ExecutionStep, Status
 
 logger = logging.getLogger(__name__)
@@ -278,6 +278,7 @@ def finish(
         if not moved:
             return False
         counters.count(execution.connector_id, execution.workspace_id, status, duration_ms, now)
+        events.execution_finished(execution, status)  # webhooks, batches, Prefer: wait (executions/events.py)
         if status == Status.SUCCEEDED and execution.contact_id and contact_values:
             contact_apply_mapping(contact_id=execution.contact_id, values=contact_values)
     return True
@@ -290,6 +291,7 @@ def _finish_cancelled(execution: Execution) -> None:
     )
     if moved:
         counters.count(execution.connector_id, execution.workspace_id, Status.CANCELLED, None, timezone.now())
+        events.execution_finished(execution, Status.CANCELLED)
 
 
 def requeue_stuck(*, stale_after: int) -> int:
@@ -334,7 +336,7 @@ def requeue_stuck(*, stale_after: int) -> int:
 
 def _fail_abandoned(execution_id: uuid.UUID, same_state: Q) -> None:
     with transaction.atomic():
-        execution = Execution.objects.filter(same_state).only("connector_id", "workspace_id").first()
+        execution = Execution.objects.filter(same_state).only("connector_id", "workspace_id", "batch_id").first()
         if execution is None:
             return
         now = timezone.now()
@@ -350,5 +352,6 @@ def _fail_abandoned(execution_id: uuid.UUID, same_state: Q) -> None:
         )
         if moved:
             counters.count(execution.connector_id, execution.workspace_id, Status.FAILED, None, now)
+            events.execution_finished(execution, Status.FAILED)
     if moved:
         logger.warning("Execution %s failed: requeued %s times without finishing", execution_id, MAX_REQUEUES)

@@ -58,6 +58,9 @@ class Execution(models.Model):
     cancel_requested = models.BooleanField(default=False)
     # A step waiting for its next attempt: {"index", "attempts", "error", "started_at"}; empty otherwise.
     pending_retry = models.JSONField(default=dict, blank=True)
+    batch = models.ForeignKey(
+        "batches.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
 
     class Meta:
         ordering = ["-created_at", "id"]

@@ -17,7 +17,7 @@ from connectors.input_schema import first_input_error
 from connectors.models import Connector
 from contacts.models import Contact
 from core.exceptions import Conflict, DomainError, InvalidInput, Unprocessable
-from executions import counters, dispatch, lifecycle
+from executions import counters, dispatch, events, lifecycle
 from executions.models import FINISHED_STATUSES, Execution, Status
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -155,6 +155,7 @@ def execution_cancel(*, execution: Execution) -> Execution:
             pending_retry={},
         )
         counters.count(locked.connector_id, locked.workspace_id, Status.CANCELLED, None, now)
+        events.execution_finished(locked, Status.CANCELLED)
     execution.refresh_from_db()
     return execution
 

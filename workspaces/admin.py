@@ -10,9 +10,11 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
-from core.admin_tools import UUIDSearchMixin, admin_link, changelist_link
-from workspaces.models import Membership, Role, User, Workspace
+from core.admin_tools import ReadOnlyAdminMixin, UUIDSearchMixin, admin_link, changelist_link
+from workspaces.api_keys import api_key_revoke
+from workspaces.models import ApiKey, Membership, Role, User, Workspace
 from workspaces.selectors import users_with_workspace_count, workspaces_with_activity
 
 LAST_OWNER_MESSAGE = "Workspace {} would be left without an owner; make someone else owner first."
@@ -219,3 +221,36 @@ class MembershipAdmin(admin.ModelAdmin):
     @admin.display(description="Workspace", ordering="workspace__name")
     def workspace_column(self, membership: Membership):
         return admin_link("workspaces_workspace", membership.workspace_id, membership.workspace.name)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Keys per workspace (filter or search by workspace); the key and its hash are never shown."""
+
+    list_display = ["name", "prefix", "workspace_column", "role", "created_at", "last_used_at", "expires_at", "state"]
+    list_filter = ["role", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "workspace__name", "=workspace__id"]
+    list_select_related = ["workspace"]
+    fields = ["name", "prefix", "workspace", "role", "created_by", "created_at", "expires_at", "last_used_at"]
+    fields += ["revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+    ordering = ["-created_at"]
+
+    @admin.display(description="Workspace", ordering="workspace__name")
+    def workspace_column(self, api_key: ApiKey):
+        return admin_link("workspaces_workspace", api_key.workspace_id, api_key.workspace.name)
+
+    @admin.display(description="State")
+    def state(self, api_key: ApiKey) -> str:
+        if api_key.revoked_at:
+            return "revoked"
+        if api_key.expires_at and api_key.expires_at <= timezone.now():
+            return "expired"
+        return "live"
+
+    @admin.action(description="Revoke the selected API keys")
+    def revoke(self, request, queryset):
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key)
+        self.message_user(request, "Revoked.")

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from core.throttling import AuthRateThrottle
 from workspaces import login_brake, services, tokens
+from workspaces.authentication import ApiKeyAuthentication
 from workspaces.models import Membership, User, Workspace
 from workspaces.scoping import WorkspaceScopedViewSet
 from workspaces.serializers import (
@@ -67,6 +68,7 @@ def _registration_decoy(*, email: str, password: str, workspace_name: str | None
 
 @extend_schema(tags=["auth"], responses={200: TokenPairSerializer})
 class TokenView(TokenObtainPairView):
+    authentication_classes = [ApiKeyAuthentication]  # only to answer 403 to an API key
     serializer_class = EmailTokenObtainSerializer
     throttle_classes = [AuthRateThrottle]
 
@@ -86,6 +88,7 @@ class TokenView(TokenObtainPairView):
 
 @extend_schema(tags=["auth"], responses={200: TokenPairSerializer})
 class TokenRefresh(TokenRefreshView):
+    authentication_classes = [ApiKeyAuthentication]  # only to answer 403 to an API key
     serializer_class = RotatingRefreshSerializer
     throttle_classes = [AuthRateThrottle]
 
@@ -153,6 +156,7 @@ class MemberViewSet(
     """Members of the workspace named in the path; owners and admins manage them."""
 
     serializer_class = MemberSerializer
+    api_key_access = False
     lookup_field = "user_id"
     lookup_value_regex = r"[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]

@@ -93,3 +93,31 @@ class Membership(models.Model):
     @property
     def can_manage(self) -> bool:
         return self.role in MANAGING_ROLES
+
+
+class ApiKey(models.Model):
+    """A server-to-server client of one workspace, acting as a member with `role`.
+
+    Only a keyed hash of the key is stored (workspaces.api_keys); `prefix` (its first 12 characters) names it
+    in lists. Revoking sets `revoked_at`: the row stays for the record but the key stops working at once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    role = models.CharField(max_length=16, choices=[(Role.MEMBER, "Member"), (Role.ADMIN, "Admin")])
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="apikey_ws_created")]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

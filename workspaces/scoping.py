@@ -16,7 +16,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, viewsets
 
 from core import rls
-from workspaces.models import MANAGING_ROLES, Membership
+from workspaces.models import MANAGING_ROLES, ApiKey, Membership
 
 WORKSPACE_HEADER = "X-Workspace-ID"
 
@@ -38,8 +38,10 @@ def resolve_membership(request, workspace_id: str | None = None) -> Membership:
     named and the caller has not exactly one, and WorkspaceForbidden (403) for a workspace the caller is not a
     member of, whether or not it exists.
     """
-    memberships = Membership.objects.select_related("workspace").filter(user=request.user)
     requested = workspace_id or request.headers.get(WORKSPACE_HEADER, "").strip()
+    if isinstance(request.auth, ApiKey):
+        return _key_membership(request.auth, requested)
+    memberships = Membership.objects.select_related("workspace").filter(user=request.user)
     if requested:
         try:
             requested_uuid = uuid.UUID(requested)
@@ -57,6 +59,18 @@ def resolve_membership(request, workspace_id: str | None = None) -> Membership:
             else "You do not belong to any workspace."
         )
     return found[0]
+
+
+def _key_membership(api_key: ApiKey, requested: str) -> Membership:
+    """An API key is a member of its own workspace only (an unsaved Membership carrying its role)."""
+    if requested:
+        try:
+            requested_uuid = uuid.UUID(requested)
+        except ValueError:
+            raise WorkspaceRequired(f"{WORKSPACE_HEADER} must be a workspace id (a UUID).") from None
+        if requested_uuid != api_key.workspace_id:
+            raise WorkspaceForbidden("This API key belongs to another workspace.")
+    return Membership(workspace=api_key.workspace, role=api_key.role)
 
 
 class WorkspaceSchema(AutoSchema):
@@ -82,6 +96,8 @@ class WorkspaceScopedViewSet(viewsets.GenericViewSet):
 
     workspace_field = "workspace"
     manager_actions: frozenset[str] = frozenset()
+    # Whether API keys may call this viewset (workspaces.authentication); people-only endpoints set False.
+    api_key_access = True
     schema = WorkspaceSchema()
 
     def __init_subclass__(cls, **kwargs):

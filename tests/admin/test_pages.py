@@ -7,6 +7,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from batches.models import Batch
 from contacts.models import Contact
 from credentials.models import Credential
 from credentials.services import credential_upsert
@@ -14,6 +15,9 @@ from executions.models import Status
 from templates_market.models import ConnectorTemplate, TemplateRating
 from tests.admin.builders import make_daily, make_execution, make_step
 from tests.factories import PASSWORD, ConnectorFactory, ContactFactory
+from triggers.services import trigger_create
+from webhooks.services import endpoint_create, endpoint_send_test
+from workspaces.api_keys import api_key_create
 
 SECRET_VALUE = "sk_live_very-secret-api-key-4242"
 
@@ -33,6 +37,28 @@ def one_of_everything(acme, alice, bob, acme_connector, staff):
     TemplateRating.objects.create(template=template, user=alice, rating=4, review="Works well")
     Group.objects.create(name="Support")
     RefreshToken.for_user(alice).blacklist()
+    return integration_secrets(acme, acme_connector, execution)
+
+
+def integration_secrets(acme, connector, execution) -> list[str]:
+    """An API key, a webhook trigger, a webhook endpoint with a delivery: every secret they hold, in the clear
+    and as stored, none of which any admin page may show."""
+    api_key, key = api_key_create(workspace=acme, name="backend", role="member", expires_at=None, created_by=None)
+    trigger, trigger_secret = trigger_create(connector=connector, data={"type": "webhook"})
+    endpoint, endpoint_secret = endpoint_create(
+        workspace=acme, data={"url": "https://receiver.example/in", "events": ["execution.failed"]}
+    )
+    endpoint_send_test(endpoint=endpoint)
+    Batch.objects.create(workspace=acme, connector=connector, count=0)
+    return [
+        key,
+        api_key.key_hash,
+        trigger.token,
+        trigger_secret,
+        trigger.signing_secret,
+        endpoint_secret,
+        endpoint.secret,
+    ]
 
 
 def every_admin_page(staff) -> list[str]:
@@ -56,9 +82,15 @@ def test_every_admin_page_renders_for_staff(staff_client, staff):
 
     statuses = {url: staff_client.get(url).status_code for url in pages}
 
-    assert len(admin.site._registry) == 15
-    assert len(pages) == 2 + 15 * 2 + 7
+    assert len(admin.site._registry) == 19
+    assert len(pages) == 2 + 19 * 2 + 7
     assert statuses == dict.fromkeys(pages, 200)
+
+
+def test_no_admin_page_shows_an_integration_secret(staff_client, staff, one_of_everything):
+    pages = [reverse("admin:index"), reverse("admin:dashboard"), *every_admin_page(staff)]
+    contents = [staff_client.get(url).content.decode() for url in pages]
+    assert [secret for secret in one_of_everything if any(secret in content for content in contents)] == []
 
 
 @pytest.mark.usefixtures("one_of_everything")

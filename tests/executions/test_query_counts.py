@@ -37,12 +37,12 @@ def run_queries(connector) -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
 
-def test_a_one_step_run_takes_eleven_queries(chain):
+def test_a_one_step_run_takes_twelve_queries(chain):
     # claim: BEGIN, SELECT ... FOR NO KEY UPDATE (execution + workspace), UPDATE (guarded by the cap), COMMIT;
     # the step: one checkpoint statement; finish: BEGIN, UPDATE execution, UPDATE connector, upsert the
-    # daily rollup, COMMIT; then one upsert of the per-step statistics. Nothing reads the steps of a first
-    # run, or credentials it does not use.
-    assert len(run_queries(chain(1))) == 11
+    # daily rollup, the workspace's active webhook endpoints (executions.events), COMMIT; then one upsert of
+    # the per-step statistics. Nothing reads the steps of a first run, or credentials it does not use.
+    assert len(run_queries(chain(1))) == 12
 
 
 def test_per_step_statistics_cost_one_statement_per_run_whatever_the_steps(chain):

@@ -39,6 +39,8 @@ class TenantData:
     credential: Credential
     template: ConnectorTemplate
     markers: list[str] = field(default_factory=list)
+    # Ids of the integration objects (API key, trigger, webhook endpoint, delivery, batch) by matrix kind.
+    integration_ids: dict[str, str] = field(default_factory=dict)
 
     def leaks_in(self, body: bytes | str, *, except_: str = "") -> list[str]:
         """The markers of this workspace found in `body`, ignoring those the caller itself sent in `except_`."""
@@ -111,7 +113,43 @@ def tenant_a(acme, alice, settings) -> TenantData:
         alice.email,
         member.email,
     ]
-    return TenantData(acme, alice, member, connector, contact, execution, credential, template, markers)
+    integration_ids, integration_markers = integration_objects(acme, connector, execution)
+    markers += integration_markers
+    return TenantData(
+        acme, alice, member, connector, contact, execution, credential, template, markers, integration_ids
+    )
+
+
+def integration_objects(workspace, connector, execution) -> tuple[dict[str, str], list[str]]:
+    """Acme's API key, trigger, webhook endpoint with a delivery, and batch: their ids and their markers."""
+    from batches.models import Batch
+    from triggers.services import trigger_create
+    from webhooks.services import endpoint_create, endpoint_send_test
+    from workspaces.api_keys import api_key_create
+
+    api_key, plaintext = api_key_create(
+        workspace=workspace, name="acme-key-name-6b2e", role="admin", expires_at=None, created_by=None
+    )
+    trigger, secret = trigger_create(
+        connector=connector, data={"type": "webhook", "input": {"k": "acme-trigger-input-2f"}}
+    )
+    endpoint, endpoint_secret = endpoint_create(
+        workspace=workspace, data={"url": "https://acme-receiver.example/hook", "events": ["execution.succeeded"]}
+    )
+    delivery = endpoint_send_test(endpoint=endpoint)
+    batch = Batch.objects.create(workspace=workspace, connector=connector, count=1)
+    ids = {
+        "api_key": str(api_key.id),
+        "trigger": str(trigger.id),
+        "hook_token": "unknown-token-for-the-matrix",
+        "webhook_endpoint": str(endpoint.id),
+        "batch": str(batch.id),
+    }
+    markers = [str(api_key.id), api_key.name, plaintext, api_key.prefix]
+    markers += [str(trigger.id), trigger.token, secret, "acme-trigger-input-2f"]
+    markers += [str(endpoint.id), "acme-receiver.example", endpoint_secret, str(delivery.id), delivery.message_id]
+    markers += [str(batch.id)]
+    return ids, markers
 
 
 def _normalized(step: dict) -> dict:

@@ -21,13 +21,16 @@ from dataclasses import dataclass
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from batches.models import Batch
 from connectors.models import Connector, ConnectorVersion
 from contacts.models import Contact
 from credentials.models import Credential
 from executions.models import Execution, ExecutionStep
 from tests.conftest import client_for
 from tests.security.conftest import TenantData
-from workspaces.models import Membership, Workspace
+from triggers.models import Trigger
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from workspaces.models import ApiKey, Membership, Workspace
 
 PUBLIC_OPERATIONS = {"/api/v1/auth/register/", "/api/v1/auth/token/", "/api/v1/auth/token/refresh/"}
 SCHEMA_METHODS = ("get", "post", "put", "patch", "delete")
@@ -44,9 +47,16 @@ PARAMETER_KINDS = {
     ("members", "user_id"): "member",
     ("connector-templates", "id"): "template",
     ("templates", "template_id"): "template",
+    ("api-keys", "id"): "api_key",
+    ("triggers", "trigger_id"): "trigger",
+    ("webhook-endpoints", "id"): "webhook_endpoint",
+    ("batches", "id"): "batch",
+    # A hook's token is its only credential: knowing Acme's token is being Acme's sender. The matrix checks
+    # that a token nobody was given finds nothing.
+    ("hooks", "token"): "hook_token",
 }
 # Kinds that are not one workspace's data: bob may legitimately act on them from his own workspace.
-GLOBAL_KINDS = {"template"}
+GLOBAL_KINDS = {"template", "hook_token"}
 
 CONNECTOR_BODY = {"name": "Bob's", "steps": [{"name": "fetch", "url": "https://api.example.com/x"}]}
 BODIES = {
@@ -61,6 +71,12 @@ BODIES = {
         "format": "connector/v1",
         "connector": {"name": "Bob's import", "steps": [{"name": "fetch", "url": "https://api.example.com/x"}]},
     },
+    ("post", "/api/v1/connectors/{id}/execute-batch/"): {"items": [{"input": {}}]},
+    ("post", "/api/v1/connectors/{id}/triggers/"): {"type": "webhook"},
+    ("patch", "/api/v1/connectors/{id}/triggers/{trigger_id}/"): {"is_active": False},
+    ("post", "/api/v1/workspace/api-keys/"): {"name": "bob's key"},
+    ("post", "/api/v1/workspace/webhook-endpoints/"): {"url": "https://bob.example/in", "events": ["execution.failed"]},
+    ("patch", "/api/v1/workspace/webhook-endpoints/{id}/"): {"is_active": False},
     ("post", "/api/v1/contacts/"): {"email": "bob-contact@globex.test"},
     ("put", "/api/v1/contacts/{id}/"): {"email": "bob-contact@globex.test"},
     ("patch", "/api/v1/contacts/{id}/"): {"first_name": "Renamed by bob"},
@@ -127,6 +143,7 @@ def _values(tenant: TenantData) -> dict[str, str]:
         "workspace": str(tenant.workspace.id),
         "member": str(tenant.member.id),
         "template": str(tenant.template.id),
+        **tenant.integration_ids,
     }
 
 
@@ -167,6 +184,13 @@ def _snapshot(workspace: Workspace) -> dict:
             Execution.objects.filter(workspace=workspace).values_list("id", "status", "cancel_requested")
         ),
         "steps": sorted(ExecutionStep.objects.filter(execution__workspace=workspace).values_list("id", "status")),
+        "triggers": sorted(Trigger.objects.filter(workspace=workspace).values_list("id", "is_active", "updated_at")),
+        "webhook_endpoints": sorted(
+            WebhookEndpoint.objects.filter(workspace=workspace).values_list("id", "url", "is_active", "updated_at")
+        ),
+        "deliveries": sorted(WebhookDelivery.objects.filter(workspace=workspace).values_list("id", "status")),
+        "batches": sorted(Batch.objects.filter(workspace=workspace).values_list("id", "ended", "finished_at")),
+        "api_keys": sorted(ApiKey.objects.filter(workspace=workspace).values_list("id", "revoked_at")),
         "credentials": sorted(
             Credential.objects.filter(workspace=workspace).values_list("service_name", "ciphertext", "updated_at")
         ),

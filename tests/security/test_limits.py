@@ -78,6 +78,7 @@ def test_rates_come_from_the_api_throttle_variables():
         "API_THROTTLE_AUTH": "13/min",
         "API_THROTTLE_EXECUTE": "14/min",
         "API_THROTTLE_TEST_RUN": "15/min",
+        "API_THROTTLE_WEBHOOK": "16/min",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     script = (
@@ -89,9 +90,9 @@ def test_rates_come_from_the_api_throttle_variables():
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
     )
 
-    assert result.stdout.strip() == str(
-        {"user": "11/min", "anon": "12/min", "auth": "13/min", "execute": "14/min", "test_run": "15/min"}
-    )
+    expected = {"user": "11/min", "anon": "12/min", "auth": "13/min", "execute": "14/min"}
+    expected |= {"test_run": "15/min", "webhook": "16/min"}
+    assert result.stdout.strip() == str(expected)
 
 
 def test_token_is_throttled_per_client_address(rates, alice):

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from batches.models import Batch
 from connectors.models import Connector, ConnectorVersion
 from contacts.models import Contact
 from core import rls
@@ -22,7 +23,12 @@ from credentials.models import Credential
 from credentials.services import credential_upsert
 from executions.models import ConnectorDailyStats, Execution, ExecutionStep, StepDailyStats
 from tests.factories import ConnectorFactory, ContactFactory
-from workspaces.models import Membership, Workspace
+from triggers.models import Trigger
+from triggers.services import trigger_create
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import endpoint_create, endpoint_send_test
+from workspaces.api_keys import api_key_create
+from workspaces.models import ApiKey, Membership, Workspace
 from workspaces.scoping import WorkspaceScopedViewSet
 
 pytestmark = pytest.mark.skipif(
@@ -34,6 +40,7 @@ MIGRATION = importlib.import_module("core.migrations.0001_rls")
 LATER_MIGRATIONS = [
     importlib.import_module("connectors.migrations.0005_version_history"),
     importlib.import_module("executions.migrations.0003_step_daily_stats"),
+    importlib.import_module("core.migrations.0002_rls_integrations"),
 ]
 
 SCOPED_MODELS = [
@@ -47,6 +54,11 @@ SCOPED_MODELS = [
     ExecutionStep,
     ConnectorDailyStats,
     StepDailyStats,
+    ApiKey,
+    Trigger,
+    WebhookEndpoint,
+    WebhookDelivery,
+    Batch,
 ]
 
 
@@ -86,7 +98,20 @@ def workspace_rows(workspace, name: str) -> None:
     ConnectorDailyStats.objects.create(connector=connector, workspace=workspace, date=today, succeeded=1)
     StepDailyStats.objects.create(connector=connector, workspace=workspace, date=today, step_name="fetch")
     credential_upsert(workspace=workspace, service_name="svc", fields={"key": f"{name}-secret"})
+    integration_rows(workspace)
     assert contact.workspace_id == workspace.id
+
+
+def integration_rows(workspace) -> None:
+    """One API key, trigger, webhook endpoint, delivery and batch of `workspace`."""
+    api_key_create(workspace=workspace, name="k", role="member", expires_at=None, created_by=None)
+    connector = Connector.objects.filter(workspace=workspace).first()
+    trigger_create(connector=connector, data={"type": "webhook"})
+    endpoint, _ = endpoint_create(
+        workspace=workspace, data={"url": "https://hooks.example/in", "events": ["execution.failed"]}
+    )
+    endpoint_send_test(endpoint=endpoint)
+    Batch.objects.create(workspace=workspace, connector=connector, count=0)
 
 
 @pytest.fixture
