@@ -16,6 +16,7 @@ from rest_framework.exceptions import ValidationError
 
 from batches import dispatch
 from batches.models import Batch
+from connectors import input_schema
 from connectors.models import Connector
 from contacts.models import Contact
 from core.exceptions import Conflict, InvalidInput
@@ -24,6 +25,7 @@ from executions.events import FinishedExecution
 from executions.models import Execution
 
 MAX_ITEMS = 1000
+BATCH_VALIDATION_SECONDS = 2.0  # input_schema checks of all items together (connectors/input_schema.py)
 
 
 def _item_errors(connector: Connector, items: list[dict[str, Any]]) -> list[dict[str, list[str]]]:
@@ -35,15 +37,16 @@ def _item_errors(connector: Connector, items: list[dict[str, Any]]) -> list[dict
         )
     }
     errors: list[dict[str, list[str]]] = []
-    for item in items:
-        problems: dict[str, list[str]] = {}
-        try:
-            execution_services.validate_input(connector, item.get("input", {}))
-        except InvalidInput as error:
-            problems[error.field or "input"] = [error.message]
-        if item.get("contact_id") and str(item["contact_id"]) not in known:
-            problems["contact_id"] = ["No such contact in this workspace."]
-        errors.append(problems)
+    with input_schema.shared_budget(BATCH_VALIDATION_SECONDS):  # the whole batch, not each item
+        for item in items:
+            problems: dict[str, list[str]] = {}
+            try:
+                execution_services.validate_input(connector, item.get("input", {}))
+            except InvalidInput as error:
+                problems[error.field or "input"] = [error.message]
+            if item.get("contact_id") and str(item["contact_id"]) not in known:
+                problems["contact_id"] = ["No such contact in this workspace."]
+            errors.append(problems)
     return errors
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "SchemaRefused",
     "check_input_schema",
     "first_input_error",
+    "shared_budget",
 ]
 
 MAX_SCHEMA_BYTES = 64 * 1024
@@ -318,6 +320,8 @@ def _re2_message(error: Exception) -> str:
 # Execute time
 
 _deadline: ContextVar[float] = ContextVar("input_schema_deadline", default=float("inf"))
+# A deadline shared by every validation of one request (a batch validates many inputs): see shared_budget().
+_request_deadline: ContextVar[float] = ContextVar("input_schema_request_deadline", default=float("inf"))
 
 Keyword = Callable[[Validator, Any, Any, dict[str, Any]], Iterator[ValidationError]]
 
@@ -401,6 +405,17 @@ _BoundedValidator = validators.extend(
 )
 
 
+@contextmanager
+def shared_budget(seconds: float) -> Iterator[None]:
+    """Within the block, all validations together stop after `seconds` (each one still has its own budget):
+    a request that validates many inputs (a batch) is bounded as a whole, not per input."""
+    token = _request_deadline.set(min(_request_deadline.get(), time.monotonic() + seconds))
+    try:
+        yield
+    finally:
+        _request_deadline.reset(token)
+
+
 def first_input_error(
     schema: dict[str, Any], instance: Any, *, budget_seconds: float = VALIDATION_BUDGET_SECONDS
 ) -> str | None:
@@ -409,11 +424,15 @@ def first_input_error(
     Never raises for a stored schema: an unresolvable reference, a `$ref` loop or a validation that runs past
     `budget_seconds` are reported as errors of the input schema.
     """
-    token = _deadline.set(time.monotonic() + budget_seconds)
+    own = time.monotonic() + budget_seconds
+    shared = _request_deadline.get()
+    token = _deadline.set(min(own, shared))
     try:
         validator = _BoundedValidator(schema, registry=_NO_RETRIEVAL)
         errors = sorted(validator.iter_errors(instance), key=lambda error: [str(p) for p in error.path])
     except ValidationBudgetExceeded:
+        if shared < own:
+            return "The inputs of this request could not all be checked against the input_schema in time."
         return f"The input could not be checked against the connector's input_schema within {budget_seconds:g} s."
     except Unresolvable as error:
         return f"The connector's input_schema has a reference that cannot be resolved: {_reference_text(error)}."

@@ -7,7 +7,7 @@ Wall-clock figures for the evil cases come from `bench/bench_input_schema.py`, n
 
 import pytest
 
-from connectors.input_schema import SchemaRefused, check_input_schema, first_input_error
+from connectors.input_schema import SchemaRefused, check_input_schema, first_input_error, shared_budget
 from connectors.models import Connector
 from executions.models import Execution
 from tests.executions.helpers import execute, make_connector
@@ -228,3 +228,26 @@ def test_input_errors_keep_their_messages(alice_api, connector):
 
     assert execute(alice_api, connector, {}).json() == {"input": ["'phone' is a required property"]}
     assert execute(alice_api, connector, {"phone": 3}).json() == {"input": ["phone: 3 is not of type 'string'"]}
+
+
+def test_a_shared_budget_bounds_many_validations_together():
+    with shared_budget(0):
+        assert first_input_error({"type": "integer"}, 5) == (
+            "The inputs of this request could not all be checked against the input_schema in time."
+        )
+    assert first_input_error({"type": "integer"}, 5) is None
+
+
+def test_a_batch_is_validated_within_one_budget_for_all_its_items(alice_api, connector, monkeypatch):
+    from batches import services as batch_services
+
+    monkeypatch.setattr(batch_services, "BATCH_VALIDATION_SECONDS", 0)
+    items = [{"input": {"n": n}} for n in range(3)]
+
+    response = alice_api.post(f"/api/v1/connectors/{connector.id}/execute-batch", {"items": items}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["items"][0] == {
+        "input": ["The inputs of this request could not all be checked against the input_schema in time."]
+    }
+    assert Execution.objects.count() == 0
