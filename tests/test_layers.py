@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-APPS = ("core", "workspaces", "connectors", "executions", "credentials", "templates_market", "contacts")
+APPS = (
+    "core",
+    "workspaces",
+    "connectors",
+    "executions",
+    "credentials",
+    "templates_market",
+    "contacts",
+    "triggers",
+    "webhooks",
+    "batches",
+)
 
 
 def imported_modules(path: Path) -> set[str]:
