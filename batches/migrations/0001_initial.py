@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('connectors', '0003_initial'),
-        ('workspaces', '0002_api_key'),
+        ('workspaces', '0003_api_key'),
     ]
 
     operations = [

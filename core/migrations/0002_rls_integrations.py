@@ -47,7 +47,7 @@ def disable_rls(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("core", "0001_rls"),
-        ("workspaces", "0002_api_key"),
+        ("workspaces", "0003_api_key"),
         ("triggers", "0001_initial"),
         ("webhooks", "0001_initial"),
         ("batches", "0001_initial"),

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('connectors', '0003_initial'),
         ('executions', '0002_step_sealed'),
-        ('workspaces', '0002_api_key'),
+        ('workspaces', '0003_api_key'),
     ]
 
     operations = [
