@@ -37,12 +37,19 @@ def run_queries(connector) -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
 
-def test_a_one_step_run_takes_twelve_queries(chain):
-    # claim: BEGIN, SELECT ... FOR NO KEY UPDATE (execution + workspace), UPDATE (guarded by the cap), COMMIT;
-    # the step: one checkpoint statement; finish: BEGIN, UPDATE execution, UPDATE connector, upsert the
-    # daily rollup, the workspace's active webhook endpoints (executions.events), COMMIT; then one upsert of
-    # the per-step statistics. Nothing reads the steps of a first run, or credentials it does not use.
-    assert len(run_queries(chain(1))) == 12
+def test_a_one_step_run_takes_seven_queries(chain):
+    # The claim (one function call, no transaction of its own); the step's checkpoint (one statement); the
+    # finish: BEGIN, one statement for the status, the counters and the daily rollup, the workspace's active
+    # webhook endpoints (executions.events), COMMIT; then one upsert of the per-step statistics. Nothing reads
+    # the steps of a first run, or credentials it does not use.
+    statements = run_queries(chain(1))
+
+    assert len(statements) == 7
+    assert statements[0].startswith("SELECT * FROM executions_claim(")
+    assert "INSERT INTO executions_executionstep" in statements[1]
+    finish = next(sql for sql in statements if "UPDATE connectors_connector" in sql)
+    assert "INSERT INTO executions_connectordailystats" in finish
+    assert "INSERT INTO executions_stepdailystats" in statements[-1]
 
 
 def test_per_step_statistics_cost_one_statement_per_run_whatever_the_steps(chain):
