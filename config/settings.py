@@ -110,20 +110,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast while PostgreSQL is unreachable (the API answers 503, workers retry) instead of hanging on
     # the operating system's connect timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-    # A connection pool per process (psycopg_pool through Django): a worker holds hundreds of executions in
-    # flight, each needing a connection only for the few milliseconds of its claim, checkpoints and finish
-    # (executions.runtime hands it back in between), so a few connections serve them all; a web process needs
-    # one per gunicorn thread. 0 turns pooling off (e.g. behind PgBouncer); DATABASE_CONN_MAX_AGE then applies.
-    DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=0)
-    if DATABASE_POOL_MAX_SIZE:
-        DATABASES["default"]["OPTIONS"]["pool"] = {
-            "min_size": min(2, DATABASE_POOL_MAX_SIZE),
-            "max_size": DATABASE_POOL_MAX_SIZE,
-            # Waiting longer for a free connection than for a new one (connect_timeout) only hides an outage.
-            "timeout": 5,
-            "max_idle": 300,
-        }
-        DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The connection pool of a worker process (executions.worker_pool turns it on there): its 200 threads each need a
+# connection only for the few milliseconds of a claim, a checkpoint or a finish (executions.runtime hands it
+# back in between), so a few connections serve them all. Web processes keep one persistent connection per
+# gunicorn thread instead (cheaper per request, and bounded by the thread count anyway).
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (the embedded executor) write to the file: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20

@@ -14,6 +14,11 @@ This pool wakes the loop itself: the loop watches the read end of a pipe, and ea
 on that same pass asks Redis for the next message. Nothing else changes: acks_late, prefetch multiplier 1 (at
 most `concurrency` messages reserved), and the warm shutdown of the threads pool (runs hand themselves back
 to the queue before their next step, see docs/reliability.md).
+
+Its threads outnumber the database connections a process should hold, so it also turns on the process's
+connection pool (DATABASE_POOL_MAX_SIZE connections, psycopg_pool through Django): a run takes a connection for
+its claim, each checkpoint and its finish, and hands it back in between (executions.runtime), so 200 runs in
+flight share a few connections.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 from celery.concurrency.thread import TaskPool
+from django.conf import settings
+from django.db import connections
 
 
 class ThreadPool(TaskPool):
@@ -31,6 +38,7 @@ class ThreadPool(TaskPool):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        use_database_pool(settings.DATABASE_POOL_MAX_SIZE)
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
@@ -72,3 +80,14 @@ class ThreadPool(TaskPool):
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._wake_read, 4096):
                 pass
+
+
+def use_database_pool(max_size: int) -> None:
+    """Serves this process's PostgreSQL connections from a pool of at most `max_size` (the threads of the pool
+    then queue for one, for at most 5 s, as long as a connect may take)."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql" or database["OPTIONS"].get("pool"):
+        return
+    connections["default"].close()  # a persistent connection opened before, if any
+    database["OPTIONS"]["pool"] = {"min_size": min(2, max_size), "max_size": max_size, "timeout": 5, "max_idle": 300}
+    database["CONN_MAX_AGE"] = 0  # pooled connections go back to the pool instead of staying open per thread
