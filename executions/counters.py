@@ -6,6 +6,7 @@ executions there are.
 """
 
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
@@ -74,7 +75,9 @@ def _add_to_daily_rollup(
         cursor.execute(_DAILY_ROLLUP_SQL, [connector_id, workspace_id, day, succeeded, failed, duration_ms])
 
 
-def counted_with(finishing: str, params: list, *, status: str, duration_ms: int | None, now: datetime):
+def counted_with(
+    finishing: str, params: list[Any], *, status: str, duration_ms: int | None, now: datetime
+) -> tuple[str, list[Any]]:
     """PostgreSQL: `finishing` (an UPDATE that finishes at most one execution, `RETURNING connector_id,
     workspace_id`) and the counting of what it finished, as one statement that returns how many it finished.
     The same increments as `count`, in the same transaction as the final status (the statement's own)."""

@@ -56,7 +56,7 @@ def claim(execution_id: uuid.UUID | str) -> Execution | None:
     return _claim_in_a_transaction(execution_id)
 
 
-def _claim_in_one_statement(execution_id) -> Execution | None:
+def _claim_in_one_statement(execution_id: uuid.UUID | str) -> Execution | None:
     """PostgreSQL: the claim is one statement, the function `executions_claim` (migration 0005 has it and says
     how it keeps the cap exact), so it costs one round trip and no transaction of its own."""
     now = timezone.now()
@@ -79,11 +79,12 @@ def _claim_in_one_statement(execution_id) -> Execution | None:
                 _finish_cancelled(locked)
         return None
     # The workspace is at its cap: the function moved run_after 1-3 s ahead; look again then.
-    dispatch.enqueue(execution.id, delay=max((execution.run_after - now).total_seconds(), 0.0))
+    wait = (execution.run_after - now).total_seconds() if execution.run_after else 0.0
+    dispatch.enqueue(execution.id, delay=max(wait, 0.0))
     return None
 
 
-def _claim_in_a_transaction(execution_id) -> Execution | None:
+def _claim_in_a_transaction(execution_id: uuid.UUID | str) -> Execution | None:
     """Other databases (SQLite in embedded mode): the same rules, as a transaction of ORM statements."""
     now = timezone.now()
     with transaction.atomic():
