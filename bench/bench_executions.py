@@ -1,35 +1,55 @@
-"""Execution throughput, engine cost per step, CPU per execution and execute-API latency, end to end.
+"""Execution throughput, latency, CPU per execution and memory, end to end, with the production processes.
 
-Run by hand (never part of the test suite); everything it talks to is on 127.0.0.1:
+Run by hand (never part of the test suite); everything it talks to is on 127.0.0.1. The stable interface
+(outside tools drive it):
 
-    .venv/bin/python bench/bench_executions.py                  # both Celery pools, 25 s per scenario
-    .venv/bin/python bench/bench_executions.py --pool threads --duration 10
-    .venv/bin/python bench/bench_executions.py --profile-only   # queries per execution and a cProfile
+    python bench/bench_executions.py --scenario S1|S2|S3|S4 [--target-url URL] [--duration S] --json
 
-What it starts, as child processes: a fast local JSON target (a threaded http.server with keep-alive),
-gunicorn serving config.wsgi, and a Celery worker (prefork, threads or gevent pool; `--worker-args` adds
-options). It uses the local PostgreSQL (database `connectors_bench`, created and migrated if missing, its
-execution tables emptied) and Redis (db 14 by default, flushed).
+runs one scenario and prints one JSON object as its last line, with at least `exec_per_s`, `p50_ms`,
+`p95_ms`, `execute_p95_ms`, `cpu_ms_per_exec` and `rss_mb`. And
 
-What it measures, per pool and per connector (1 step, 5 steps), with N closed-loop clients (each one POSTs
-/execute, then waits for that execution to finish, seen by one poller thread that reads all the awaited
-statuses in one query every 2 ms, then starts the next):
+    python bench/bench_executions.py --all [--duration S]
 
-* completed executions per second (only `succeeded` ones count);
-* execute API latency (p50/p95) and end-to-end latency (p50/p95);
-* CPU ms per execution of the service's processes (gunicorn and Celery trees, their PostgreSQL backends,
-  Redis) and, apart, of the target and of the clients (this process, poller included);
-* engine cost per step: the 5-step minus the 1-step figures, divided by 4, next to a bare `requests` loop to
-  the same target.
+runs the four scenarios one after another and prints the table docs/performance.md keeps.
 
-Then, in this process: queries per execute call and per execution, and a cProfile of `process_execution`.
-CPU comes from /proc (Linux only). The machine's other load (other test runs) shows in the figures: the report
-prints the load average before and after; run it on a quiet machine.
+| scenario | target | steps | closed-loop clients |
+|---|---|---|---|
+| S1 | fast (answers at once) | 1 | 8 |
+| S2 | fast | 5, each step's URL templated from the previous step's output | 8 |
+| S3 | answers after 200 ms | 1 | 100 |
+| S4 | answers after 200 ms | 5 | 100 |
+
+What it starts, as child processes, exactly as README's "Processes" section runs production: gunicorn
+(`WEB_COMMAND`), the worker (`WORKER_COMMAND`, one per `--workers`), and its own target, an asyncio HTTP
+server with keep-alive and a fixed delay, unless `--target-url` names another one. Step 1 is
+`GET URL/step1?run=N`, step i is `GET URL/stepi?prev={{steps.step<i-1>.value}}`; the target answers
+`{"ok": true, "source": "stepi", "value": 42}`. PostgreSQL comes from `DATABASE_URL` (database name replaced
+by `--database`, default `connectors_bench`, created and migrated if missing, its execution tables emptied),
+Redis from `--redis-url` (db 14 by default, flushed).
+
+Each client POSTs /execute (with an Idempotency-Key), waits until its execution has finished (one poller
+thread reads all the awaited statuses in one query every 2 ms), and starts the next. Measured after a
+warm-up:
+
+* `exec_per_s`: succeeded executions per second; `p50_ms`/`p95_ms`: end to end (POST to seen finished);
+  `execute_p95_ms`: the execute call alone;
+* `cpu_ms_per_exec`: CPU of the service's processes (gunicorn and worker trees, their PostgreSQL backends,
+  Redis) per finished execution, from /proc, which stays meaningful on a busy machine; `cpu_ms_by_class`
+  splits it, and gives the target and the clients (this process) apart;
+* `rss_mb`: resident memory of every service process at the end (gunicorn and worker trees and Redis by RSS;
+  PostgreSQL backends by PSS, as most of their RSS is the shared buffer pool); `worker_rss_mb` the workers'
+  part, and `worker_rss_growth_mb` how much they grew during the measurement;
+* `web_start_s` / `worker_start_s`: spawn to the first /healthz 200, and to the worker's "ready";
+* `load_before` / `load_after`: the machine's load average; other work on the machine shows in wall-clock
+  figures (not much in CPU per execution): check `uptime` first.
+
+`--profile-only` prints the queries per execute call and per execution and a cProfile of a worker's run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import cProfile
@@ -40,73 +60,102 @@ import pstats
 import secrets
 import shlex
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 BIN = Path(PY).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 TERMINAL = ("succeeded", "failed", "cancelled")
 POLL_SECONDS = 0.002
 
-
-# ------------------------------------------------------------------------------------------------------------
-# The target: a minimal keep-alive JSON server (also run as `bench_executions.py --serve-target PORT`)
-
-TARGET_BODY = json.dumps({"ok": True, "id": 42, "name": "bench", "items": [{"id": 1}, {"id": 2}]}).encode()
+# The production processes, as README's "Processes" section gives them.
+WEB_COMMAND = ["gunicorn", "config.wsgi:application", "--workers", "2", "--threads", "8"]
+WORKER_COMMAND = ["celery", "-A", "config", "worker"]  # the settings choose the pool and its 200 threads
 
 
-class _TargetHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; without this, Nagle plus the client's delayed ACK add ~40 ms.
-    disable_nagle_algorithm = True
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(TARGET_BODY)))
-        self.end_headers()
-        self.wfile.write(TARGET_BODY)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, format: str, *args) -> None:
-        pass
+@dataclass(frozen=True)
+class Scenario:
+    steps: int
+    clients: int
+    delay_ms: float
 
 
-def serve_target(port: int) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", port), _TargetHandler)
-    server.daemon_threads = True
-    print("ready", flush=True)
-    server.serve_forever()
+SCENARIOS = {
+    "S1": Scenario(steps=1, clients=8, delay_ms=0),
+    "S2": Scenario(steps=5, clients=8, delay_ms=0),
+    "S3": Scenario(steps=1, clients=100, delay_ms=200),
+    "S4": Scenario(steps=5, clients=100, delay_ms=200),
+}
 
 
 # ------------------------------------------------------------------------------------------------------------
-# CPU accounting from /proc
+# The target: an asyncio HTTP/1.1 server with keep-alive and a fixed delay (`--serve-target PORT DELAY_MS`)
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(ppid, cpu seconds incl. reaped children) of a process, or None when it is gone."""
+async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    try:
+        while True:
+            request_line = await reader.readline()
+            if not request_line:
+                return
+            length = 0
+            while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = header.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            path = request_line.split(b" ")[1].decode("latin-1")
+            source = path.split("?", 1)[0].strip("/") or "root"
+            if delay:
+                await asyncio.sleep(delay)
+            body = json.dumps({"ok": True, "source": source, "value": 42}).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return
+    finally:
+        writer.close()
+
+
+def serve_target(port: int, delay_ms: float) -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: _serve_connection(r, w, delay_ms / 1000), "127.0.0.1", port, backlog=1024
+        )
+        print("ready", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# CPU and memory from /proc
+
+
+def _stat(pid: int) -> tuple[int, float, int] | None:
+    """(ppid, cpu seconds incl. reaped children, rss kB) of a process, or None when it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()
     utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return int(fields[1]), (utime + stime + cutime + cstime) / CLK_TCK
+    return int(fields[1]), (utime + stime + cutime + cstime) / CLK_TCK, int(fields[21]) * PAGE_KB
 
 
-def _table() -> dict[int, tuple[int, float]]:
+def _table() -> dict[int, tuple[int, float, int]]:
     table = {}
     for name in os.listdir("/proc"):
         if name.isdigit() and (entry := _stat(int(name))) is not None:
@@ -114,27 +163,35 @@ def _table() -> dict[int, tuple[int, float]]:
     return table
 
 
-def tree_cpu(roots: list[int]) -> dict[int, float]:
-    """CPU seconds of every process in the trees under `roots`."""
+def tree(roots: list[int]) -> dict[int, tuple[float, int]]:
+    """(cpu seconds, rss kB) of every process in the trees under `roots`."""
     table = _table()
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _cpu) in table.items():
+    for pid, (ppid, _cpu, _rss) in table.items():
         children.setdefault(ppid, []).append(pid)
     found, todo = {}, list(roots)
     while todo:
         pid = todo.pop()
         if pid in table and pid not in found:
-            found[pid] = table[pid][1]
+            found[pid] = table[pid][1:]
             todo.extend(children.get(pid, ()))
     return found
 
 
-def pids_cpu(pids: list[int]) -> dict[int, float]:
-    return {pid: entry[1] for pid in pids if (entry := _stat(pid)) is not None}
+def pss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
 
 
-def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+def cpu_delta(before: dict[int, tuple[float, int]], after: dict[int, tuple[float, int]]) -> float:
+    return sum(cpu - before.get(pid, (0.0, 0))[0] for pid, (cpu, _rss) in after.items())
+
+
+def rss_mb(processes: dict[int, tuple[float, int]]) -> float:
+    return sum(rss for _cpu, rss in processes.values()) / 1024
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -157,7 +214,7 @@ def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    os.kill(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
@@ -172,7 +229,7 @@ def wait_for_log(log: Path, marker: str, process: subprocess.Popen, timeout: flo
             raise SystemExit(f"{process.args[0]} exited early:\n{log.read_text(errors='replace')[-3000:]}")
         if marker in log.read_text(errors="replace"):
             return
-        time.sleep(0.2)
+        time.sleep(0.02)
     raise SystemExit(f"{process.args[0]} not ready after {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
@@ -186,21 +243,8 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
         with contextlib.suppress(requests.RequestException):
             if requests.get(url, timeout=2).status_code == 200:
                 return
-        time.sleep(0.3)
+        time.sleep(0.02)
     raise SystemExit(f"{url} did not answer within {timeout}s")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Measurement
-
-
-def run_threads(target, count: int) -> None:
-    """Runs target(0) .. target(count - 1) in parallel threads and waits for all of them."""
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -210,24 +254,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
 
 
+# ------------------------------------------------------------------------------------------------------------
+# The benchmark
+
+
 @dataclass
 class Result:
-    label: str
+    scenario: str
     elapsed: float = 0.0
     succeeded: int = 0
     finished: int = 0
     api_ms: list[float] = field(default_factory=list)
     e2e_ms: list[float] = field(default_factory=list)
-    step_ms: list[float] = field(default_factory=list)
-    run_ms: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    rss: dict[str, float] = field(default_factory=dict)
+    worker_rss_growth_mb: float = 0.0
 
-    @property
-    def rate(self) -> float:
-        return self.succeeded / self.elapsed if self.elapsed else 0.0
-
-    def cpu_ms_per_execution(self, *groups: str) -> float:
+    def per_exec(self, *groups: str) -> float:
         return 1000 * sum(self.cpu[g] for g in groups) / self.finished if self.finished else float("nan")
+
+
+SERVICE = ("web", "worker", "postgres", "redis")
 
 
 class Bench:
@@ -235,13 +282,15 @@ class Bench:
         self.args = args
         self.logs = Path(args.log_dir)
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.database_url = f"postgres://postgres@127.0.0.1:5432/{args.database}"
+        base = urlsplit(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/connectors")
+        self.database_url = urlunsplit(base._replace(path=f"/{args.database}"))
+        self.admin_url = urlunsplit(base._replace(scheme="postgresql", path="/postgres"))
         key = base64.b64encode(secrets.token_bytes(32)).decode()
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "CI")},
             "DATABASE_URL": self.database_url,
             "CELERY_BROKER_URL": args.redis_url,
-            "CONNECTORS_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+            "CONNECTORS_ALLOWED_PRIVATE_HOSTS": "127.0.0.1,localhost",
             "CONNECTORS_WORKSPACE_CONCURRENCY": "1000",
             "CONNECTORS_ENCRYPTION_KEYS": f"bench:{key}",
             "DJANGO_DEBUG": "false",
@@ -251,29 +300,33 @@ class Bench:
             "API_THROTTLE_EXECUTE": "1000000/min",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
-            # Backends must outlive a scenario: the CPU of one that exits (the default recycles connections every
-            # 60 s) would drop out of the PostgreSQL column.
-            "DATABASE_CONN_MAX_AGE": "600",
         }
         self.processes: list[subprocess.Popen] = []
+        self.workers: list[subprocess.Popen] = []
+        self.target_process: subprocess.Popen | None = None
 
     # --- set-up ---
 
     def prepare_database(self) -> None:
         import psycopg
 
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.args.database]).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.args.database}"')
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env, check=True)
-        # Every run starts from empty execution tables: executions an earlier run left queued or running (its
-        # worker was stopped mid-scenario) would otherwise weigh on every claim's running count, and grown
-        # tables and indexes would make runs incomparable.
+        self.empty_tables()
+
+    def empty_tables(self) -> None:
+        """Every scenario starts from empty execution tables: leftovers would weigh on every claim's running
+        count, and grown tables and indexes would make scenarios incomparable."""
+        import psycopg
+
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             conn.execute(
                 "TRUNCATE executions_executionstep, executions_execution, executions_connectordailystats CASCADE"
             )
+            conn.execute("VACUUM ANALYZE executions_execution")
 
     def setup_django(self) -> None:
         os.environ.update(self.env)
@@ -283,11 +336,9 @@ class Bench:
 
         django.setup()
 
-    def create_fixtures(self, target: str) -> None:
+    def create_fixtures(self) -> None:
         from rest_framework_simplejwt.tokens import RefreshToken
 
-        from connectors.services import connector_create
-        from connectors.validation import DefinitionSerializer
         from workspaces.models import User
         from workspaces.services import workspace_create
 
@@ -296,77 +347,65 @@ class Bench:
         self.workspace = workspace_create(name="Bench", owner=user)
         self.token = str(RefreshToken.for_user(user).access_token)
 
-        def connector(steps: int):
-            chain = [
-                {
-                    "name": f"s{i}",
-                    "method": "POST" if i % 2 else "GET",
-                    "url": f"{target}/step/{i}",
-                    "query": {"q": "{{input.q}}"},
-                    "headers": {"X-Trace": "{{input.q | upper}}"},
-                    **({"body_type": "json", "body": {"n": "{{input.n}}", "q": "{{input.q}}"}} if i % 2 else {}),
-                    "extract": {"id": "id", "last": "items[-1].id"},
-                }
-                for i in range(steps)
-            ]
-            serializer = DefinitionSerializer(data={"steps": chain})
-            serializer.is_valid(raise_exception=True)
-            return connector_create(
-                workspace=self.workspace, data={"name": f"bench {steps} step(s)", **serializer.validated_data}
-            )
+    def connector(self, target: str, steps: int):
+        from connectors.services import connector_create
+        from connectors.validation import DefinitionSerializer
 
-        self.connectors = {1: connector(1), 5: connector(5)}
+        chain = [{"name": "step1", "url": f"{target}/step1?run={{{{input.run}}}}", "extract": {"value": "value"}}]
+        chain += [
+            {
+                "name": f"step{i}",
+                "url": f"{target}/step{i}?prev={{{{steps.step{i - 1}.value}}}}",
+                "extract": {"value": "value"},
+            }
+            for i in range(2, steps + 1)
+        ]
+        serializer = DefinitionSerializer(data={"steps": chain})
+        serializer.is_valid(raise_exception=True)
+        return connector_create(
+            workspace=self.workspace,
+            data={"name": f"bench {steps} step(s) {secrets.token_hex(3)}", **serializer.validated_data},
+        )
 
     # --- processes ---
 
-    def start_target(self) -> str:
+    def start_target(self, delay_ms: float) -> str:
+        if self.target_process is not None:
+            stop(self.target_process)
         port = free_port()
         log = self.logs / "target.log"
-        self.target = start([PY, __file__, "--serve-target", str(port)], self.env, log)
-        self.processes.append(self.target)
-        wait_for_log(log, "ready", self.target)
+        self.target_process = start([PY, __file__, "--serve-target", str(port), str(delay_ms)], self.env, log)
+        wait_for_log(log, "ready", self.target_process)
         return f"http://127.0.0.1:{port}"
 
     def start_web(self) -> str:
         port = free_port()
         log = self.logs / "gunicorn.log"
-        command = [
-            str(BIN / "gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(self.args.web_workers),
-            "--threads",
-            str(self.args.web_threads),
-            "--log-level",
-            "warning",
-        ]
+        command = [str(BIN / WEB_COMMAND[0]), *WEB_COMMAND[1:], *shlex.split(self.args.web_args)]
+        command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+        spawned = time.monotonic()
         self.web = start(command, self.env, log)
         self.processes.append(self.web)
         wait_for_http(f"http://127.0.0.1:{port}/healthz", self.web, log)
+        self.web_start_s = time.monotonic() - spawned
         return f"http://127.0.0.1:{port}"
 
-    def start_worker(self, pool: str) -> subprocess.Popen:
-        log = self.logs / f"celery-{pool}.log"
-        command = [
-            str(BIN / "celery"),
-            "-A",
-            "config",
-            "worker",
-            f"--pool={pool}",
-            f"--concurrency={self.args.concurrency}",
-            "-Q",
-            "celery",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            f"--hostname=bench-{pool}-{secrets.token_hex(3)}@%h",
-            *shlex.split(self.args.worker_args),
-        ]
-        worker = start(command, self.env, log)
-        wait_for_log(log, " ready.", worker)
-        return worker
+    def start_workers(self) -> None:
+        command = [str(BIN / WORKER_COMMAND[0]), *WORKER_COMMAND[1:]]
+        env = {**self.env, "CELERY_WORKER_POOL": self.args.pool} if self.args.pool else self.env
+        if self.args.concurrency:
+            command.append(f"--concurrency={self.args.concurrency}")
+        command += ["--without-gossip", "--without-mingle", "--loglevel=INFO", *shlex.split(self.args.worker_args)]
+        starts = []
+        for n in range(self.args.workers):
+            log = self.logs / f"worker-{n}.log"
+            spawned = time.monotonic()
+            worker = start([*command, f"--hostname=bench{n}-{secrets.token_hex(3)}@%h"], env, log)
+            wait_for_log(log, " ready.", worker)
+            starts.append(time.monotonic() - spawned)
+            self.workers.append(worker)
+            self.processes.append(worker)
+        self.worker_start_s = max(starts)
 
     def flush_redis(self) -> None:
         import redis
@@ -383,54 +422,44 @@ class Bench:
     def backend_pids(self) -> list[int]:
         import psycopg
 
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
+        with psycopg.connect(self.database_url, autocommit=True, application_name="bench-read") as conn:
             rows = conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name NOT LIKE 'bench-%%'",
                 [self.args.database],
             ).fetchall()
         return [row[0] for row in rows]
 
-    def snapshot(self, worker: subprocess.Popen) -> dict[str, dict[int, float]]:
+    def snapshot(self) -> dict[str, dict[int, tuple[float, int]]]:
         redis_pid = self.redis_pid()
+        backends = tree(self.backend_pids())
         return {
-            "web": tree_cpu([self.web.pid]),
-            "worker": tree_cpu([worker.pid]),
-            "postgres": pids_cpu(self.backend_pids()),
-            "redis": pids_cpu([redis_pid] if redis_pid else []),
-            "target": tree_cpu([self.target.pid]),
+            "web": tree([self.web.pid]),
+            "worker": tree([w.pid for w in self.workers]),
+            "postgres": {pid: (cpu, pss_kb(pid)) for pid, (cpu, _rss) in backends.items()},
+            "redis": tree([redis_pid] if redis_pid else []),
+            "target": tree([self.target_process.pid]) if self.target_process else {},
         }
 
-    # --- scenarios ---
+    # --- one scenario ---
 
-    def run_clients(self, base: str, steps: int, duration: float, worker: subprocess.Popen, label: str) -> Result:
+    def run_scenario(self, name: str, base: str, target: str) -> Result:
         import psycopg
         import requests
 
-        connector = self.connectors[steps]
+        scenario = SCENARIOS[name]
+        clients = self.args.clients or scenario.clients
+        connector = self.connector(target, self.args.steps or scenario.steps)
         url = f"{base}/api/v1/connectors/{connector.id}/execute"
         headers = {"Authorization": f"Bearer {self.token}", "X-Workspace-ID": str(self.workspace.id)}
-        result = Result(label)
+        result = Result(name)
         lock = threading.Lock()
-        ids: list[str] = []
-        deadline = 0.0
-
-        def submit(session: requests.Session, body: dict) -> requests.Response:
-            # gunicorn closes idle keep-alive connections; the Idempotency-Key makes resending safe.
-            key = {"Idempotency-Key": secrets.token_hex(16)}
-            for attempt in range(3):
-                try:
-                    return session.post(url, json=body, headers={**headers, **key}, timeout=30)
-                except requests.ConnectionError:
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
-
         waiting: dict[str, tuple[threading.Event, list[str]]] = {}
         polling = threading.Event()
+        failures: list[str] = []
+        deadline = 0.0
+        run_numbers = iter(range(10**9))
 
         def poller() -> None:
-            # One query every POLL_SECONDS for all the executions the clients wait for (not one poll loop per
-            # client: at 8 clients x 3 ms that was ~2,600 queries/s competing with the service for the CPUs).
             with psycopg.connect(self.database_url, autocommit=True, application_name="bench-poll") as db:
                 while polling.is_set():
                     with lock:
@@ -450,101 +479,109 @@ class Bench:
 
         def client(n: int) -> None:
             session = requests.Session()
-            i = 0
-            while time.monotonic() < deadline:
-                i += 1
+            while time.monotonic() < deadline and not failures:
                 started = time.monotonic()
-                response = submit(session, {"input": {"q": f"c{n}-{i}", "n": i}})
+                body = {"input": {"run": next(run_numbers)}}
+                key = {"Idempotency-Key": secrets.token_hex(16)}
+                for attempt in range(3):  # gunicorn may close an idle keep-alive connection; the key makes it safe
+                    try:
+                        response = session.post(url, json=body, headers={**headers, **key}, timeout=30)
+                        break
+                    except requests.ConnectionError:
+                        if attempt == 2:
+                            raise
                 accepted = time.monotonic()
                 if response.status_code != 202:
-                    raise SystemExit(f"execute answered {response.status_code}: {response.text[:300]}")
+                    failures.append(f"execute answered {response.status_code}: {response.text[:300]}")
+                    return
                 execution_id = response.json()["id"]
                 event, outcome = threading.Event(), []
                 with lock:
                     waiting[execution_id] = (event, outcome)
-                if not event.wait(timeout=60):
-                    raise SystemExit(f"execution {execution_id} did not finish within 60 s")
+                if not event.wait(timeout=120):
+                    failures.append(f"execution {execution_id} did not finish within 120 s")
+                    return
                 done = time.monotonic()
                 with lock:
-                    ids.append(execution_id)
                     result.finished += 1
                     result.succeeded += outcome[0] == "succeeded"
                     result.api_ms.append((accepted - started) * 1000)
                     result.e2e_ms.append((done - started) * 1000)
 
-        def clients() -> None:
+        def run_clients() -> None:
             polling.set()
             watcher = threading.Thread(target=poller, daemon=True)
             watcher.start()
-            try:
-                run_threads(client, self.args.clients)
-            finally:
-                polling.clear()
-                watcher.join()
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            polling.clear()
+            watcher.join()
+            if failures:
+                raise SystemExit(failures[0])
 
-        # Warm-up: connections, imports and caches in every process; then measure afresh.
         deadline = time.monotonic() + self.args.warmup
-        clients()
-        result = Result(label)
-        ids.clear()
-
-        before = self.snapshot(worker)
+        run_clients()
+        result = Result(name)
+        before = self.snapshot()
         client_cpu = time.process_time()
         started = time.monotonic()
-        deadline = started + duration
-        clients()
+        deadline = started + self.args.duration
+        run_clients()
         result.elapsed = time.monotonic() - started
-        after = self.snapshot(worker)
+        after = self.snapshot()
         result.cpu = {group: cpu_delta(before[group], after[group]) for group in before}
         result.cpu["client"] = time.process_time() - client_cpu
-        result.step_ms, result.run_ms = self.durations(ids)
+        result.rss = {group: rss_mb(after[group]) for group in SERVICE}
+        result.worker_rss_growth_mb = rss_mb(after["worker"]) - rss_mb(before["worker"])
         return result
 
-    def durations(self, ids: list[str]) -> tuple[list[float], list[float]]:
-        """Recorded step durations, and run durations (claim to finish: no queueing) of these executions."""
-        import psycopg
-
-        with psycopg.connect(self.database_url, autocommit=True, application_name="bench-read") as db:
-            steps = db.execute(
-                "SELECT duration_ms FROM executions_executionstep WHERE execution_id = ANY(%s::uuid[])", [ids]
-            ).fetchall()
-            runs = db.execute(
-                "SELECT duration_ms FROM executions_execution WHERE id = ANY(%s::uuid[])", [ids]
-            ).fetchall()
-        return [float(r[0]) for r in steps if r[0] is not None], [float(r[0]) for r in runs if r[0] is not None]
-
-    def bare_requests(self, target: str, duration: float) -> Result:
-        import requests
-
-        result = Result("bare requests")
-        lock = threading.Lock()
-        deadline = time.monotonic() + duration
-
-        def client(n: int) -> None:
-            session = requests.Session()
-            while time.monotonic() < deadline:
-                started = time.monotonic()
-                response = session.get(f"{target}/step/0", params={"q": f"c{n}"}, headers={"X-Trace": "C"})
-                response.json()
-                with lock:
-                    result.finished += 1
-                    result.succeeded += response.status_code == 200
-                    result.e2e_ms.append((time.monotonic() - started) * 1000)
-
-        before_self = time.process_time()
-        before_target = tree_cpu([self.target.pid])
-        started = time.monotonic()
-        run_threads(client, self.args.clients)
-        result.elapsed = time.monotonic() - started
-        result.cpu = {
-            "client": time.process_time() - before_self,
-            "target": cpu_delta(before_target, tree_cpu([self.target.pid])),
+    def summary(self, result: Result, load_before: tuple) -> dict:
+        a = self.args
+        scenario = SCENARIOS[result.scenario]
+        return {
+            "scenario": result.scenario,
+            "steps": a.steps or scenario.steps,
+            "clients": a.clients or scenario.clients,
+            "target_delay_ms": None if a.target_url else scenario.delay_ms,
+            "exec_per_s": round(result.succeeded / result.elapsed, 1) if result.elapsed else 0.0,
+            "finished": result.finished,
+            "succeeded": result.succeeded,
+            "p50_ms": round(percentile(result.e2e_ms, 0.5), 1),
+            "p95_ms": round(percentile(result.e2e_ms, 0.95), 1),
+            "execute_p50_ms": round(percentile(result.api_ms, 0.5), 1),
+            "execute_p95_ms": round(percentile(result.api_ms, 0.95), 1),
+            "cpu_ms_per_exec": round(result.per_exec(*SERVICE), 2),
+            "cpu_ms_by_class": {g: round(result.per_exec(g), 2) for g in (*SERVICE, "target", "client")},
+            "rss_mb": round(sum(result.rss.values()), 1),
+            "rss_mb_by_class": {g: round(v, 1) for g, v in result.rss.items()},
+            "worker_rss_mb": round(result.rss["worker"], 1),
+            "worker_rss_growth_mb": round(result.worker_rss_growth_mb, 1),
+            "web_start_s": round(self.web_start_s, 2),
+            "worker_start_s": round(self.worker_start_s, 2),
+            "web": " ".join([*WEB_COMMAND, *shlex.split(a.web_args)]),
+            "worker": self.worker_description(),
+            "duration_s": round(result.elapsed, 1),
+            "cpus": os.cpu_count(),
+            "load_before": [round(v, 2) for v in load_before],
+            "load_after": [round(v, 2) for v in os.getloadavg()],
         }
-        return result
+
+    def worker_description(self) -> str:
+        a = self.args
+        command = " ".join(WORKER_COMMAND)
+        if a.pool:
+            command = f"CELERY_WORKER_POOL={a.pool} {command}"
+        if a.concurrency:
+            command += f" --concurrency={a.concurrency}"
+        extra = f" {a.worker_args}" if a.worker_args else ""
+        return f"{a.workers} x ({command}{extra})"
 
     # --- in-process: queries and profile ---
 
-    def queries_and_profile(self) -> str:
+    def queries_and_profile(self, target: str) -> str:
         from django.db import connection
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
@@ -554,34 +591,32 @@ class Bench:
 
         lines = []
         client = Client(HTTP_AUTHORIZATION=f"Bearer {self.token}", HTTP_X_WORKSPACE_ID=str(self.workspace.id))
-        for steps, connector in self.connectors.items():
+        connectors = {steps: self.connector(target, steps) for steps in (1, 5)}
+        for steps, connector in connectors.items():
             url = f"/api/v1/connectors/{connector.id}/execute"
-            client.post(url, {"input": {"q": "warm", "n": 0}}, content_type="application/json")
+            client.post(url, {"input": {"run": 0}}, content_type="application/json")
             with CaptureQueriesContext(connection) as api_queries:
-                response = client.post(url, {"input": {"q": "x", "n": 1}}, content_type="application/json")
-            execution = services.execution_create(connector=connector, input={"q": "x", "n": 1}, enqueue=False)
-            process_execution(execution.id)  # warm
-            execution = services.execution_create(connector=connector, input={"q": "y", "n": 2}, enqueue=False)
+                response = client.post(url, {"input": {"run": 1}}, content_type="application/json")
+            process_execution(services.execution_create(connector=connector, input={"run": 2}, enqueue=False).id)
+            execution = services.execution_create(connector=connector, input={"run": 3}, enqueue=False)
             with CaptureQueriesContext(connection) as run_queries:
-                process_execution(execution.id, reload=False)  # as the Celery task runs it
+                process_execution(execution.id, reload=False)
             lines.append(
-                f"{steps} step(s): execute API {len(api_queries)} queries (HTTP {response.status_code}, no "
-                f"Idempotency-Key); process_execution {len(run_queries)} queries"
+                f"{steps} step(s): execute API {len(api_queries)} queries (HTTP {response.status_code}); "
+                f"a worker's run {len(run_queries)} queries"
             )
             if self.args.show_queries:
-                lines += [f"    api: {q['sql'][:150]}" for q in api_queries.captured_queries]
-                lines += [f"    run: {q['sql'][:150]}" for q in run_queries.captured_queries]
-        lines += self.unloaded_step_cost()
-        connector = self.connectors[5]
+                lines += [f"    api: {q['sql'][:160]}" for q in api_queries.captured_queries]
+                lines += [f"    run: {q['sql'][:160]}" for q in run_queries.captured_queries]
         ids = [
-            services.execution_create(connector=connector, input={"q": f"p{i}", "n": i}, enqueue=False).id
+            services.execution_create(connector=connectors[5], input={"run": i}, enqueue=False).id
             for i in range(self.args.profile_runs)
         ]
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
         for execution_id in ids:
-            process_execution(execution_id)
+            process_execution(execution_id, reload=False)
         profiler.disable()
         elapsed = time.perf_counter() - started
         lines.append(
@@ -589,164 +624,109 @@ class Bench:
             f"{1000 * elapsed / self.args.profile_runs:.1f} ms wall per execution (profiler overhead included)"
         )
         out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out)
-        stats.sort_stats("cumulative").print_stats(28)
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
         lines.append(out.getvalue())
         return "\n".join(lines)
 
-    def unloaded_step_cost(self, runs: int = 200) -> list[str]:
-        """The engine's cost per step without contention: runs one after another in this process (no broker,
-        no web), 5-step minus 1-step over 4, next to the same requests sent by a bare `requests` loop."""
-        import requests
-
-        from executions import services
-        from executions.runtime import process_execution
-
-        timings = {}
-        for steps, connector in self.connectors.items():
-            ids = [
-                services.execution_create(connector=connector, input={"q": f"u{i}", "n": i}, enqueue=False).id
-                for i in range(runs)
-            ]
-            wall, cpu = time.perf_counter(), time.process_time()
-            for execution_id in ids:
-                process_execution(execution_id, reload=False)
-            timings[steps] = (
-                1000 * (time.perf_counter() - wall) / runs,
-                1000 * (time.process_time() - cpu) / runs,
-            )
-        session = requests.Session()
-        wall, cpu = time.perf_counter(), time.process_time()
-        for i in range(runs):
-            session.get(f"{self.target_url}/step/0", params={"q": f"u{i}"}, headers={"X-Trace": "U"}).json()
-        bare = (1000 * (time.perf_counter() - wall) / runs, 1000 * (time.process_time() - cpu) / runs)
-        per_step = [(timings[5][k] - timings[1][k]) / 4 for k in (0, 1)]
-        return [
-            f"unloaded, in-process, one run at a time: 1-step {timings[1][0]:.2f} ms wall / {timings[1][1]:.2f} ms "
-            f"CPU, 5-step {timings[5][0]:.2f} ms / {timings[5][1]:.2f} ms per execution",
-            f"  per extra step {per_step[0]:.2f} ms wall / {per_step[1]:.2f} ms CPU; a bare request "
-            f"{bare[0]:.2f} ms / {bare[1]:.2f} ms; engine cost per step {per_step[0] - bare[0]:.2f} ms wall, "
-            f"{per_step[1] - bare[1]:.2f} ms CPU",
-        ]
-
     # --- orchestration ---
 
-    def run(self) -> None:
-        self.load_before = os.getloadavg()
+    def run(self) -> list[dict]:
         self.prepare_database()
         self.setup_django()
-        target = self.start_target()
-        self.target_url = target
-        self.create_fixtures(target)
+        self.create_fixtures()
         if self.args.profile_only:
-            print(self.queries_and_profile())
-            return
+            print(self.queries_and_profile(self.args.target_url or self.start_target(0)))
+            return []
         self.flush_redis()
         base = self.start_web()
-        pools = ["prefork", "threads"] if self.args.pool == "both" else [self.args.pool]
-        results: list[Result] = []
-        for pool in pools:
-            worker = self.start_worker(pool)
-            try:
-                for steps in (1, 5):
-                    label = f"{pool} {steps}-step"
-                    print(f"running {label} for {self.args.duration:g}s ...", flush=True)
-                    results.append(self.run_clients(base, steps, self.args.duration, worker, label))
-            finally:
-                stop(worker)
-                self.flush_redis()
-        bare = self.bare_requests(target, min(self.args.duration, 10))
-        print(self.report(results, bare, pools))
-        if not self.args.no_profile:
-            print(self.queries_and_profile())
-
-    def report(self, results: list[Result], bare: Result, pools: list[str]) -> str:
-        a = self.args
-        out = [
-            "",
-            f"{a.clients} closed-loop clients; gunicorn {a.web_workers}x{a.web_threads} threads; Celery concurrency "
-            f"{a.concurrency} {a.worker_args}; {os.cpu_count()} CPUs; {a.duration:g}s per scenario after "
-            f"{a.warmup:g}s warm-up; load average before the run {self.load_before}, after {os.getloadavg()}",
-            "",
-            f"{'scenario':<18}{'exec/s':>8}{'ok':>7}{'api p50':>9}{'api p95':>9}{'e2e p50':>9}{'e2e p95':>9}"
-            f"{'run p50':>9}{'step avg':>10}{'svc CPU':>9}{'web':>7}{'worker':>8}{'pg':>7}{'redis':>7}{'target':>8}"
-            f"{'client':>8}",
-            f"{'':<18}{'':>8}{'':>7}{'ms':>9}{'ms':>9}{'ms':>9}{'ms':>9}{'ms':>9}{'ms':>10}{'ms/exec':>9}"
-            f"{'ms':>7}{'ms':>8}{'ms':>7}{'ms':>7}{'ms':>8}{'ms':>8}",
-        ]
-        for r in results:
-            per = {g: r.cpu_ms_per_execution(g) for g in r.cpu}
-            out.append(
-                f"{r.label:<18}{r.rate:>8.1f}{r.succeeded:>7}{percentile(r.api_ms, 0.5):>9.1f}"
-                f"{percentile(r.api_ms, 0.95):>9.1f}{percentile(r.e2e_ms, 0.5):>9.1f}{percentile(r.e2e_ms, 0.95):>9.1f}"
-                f"{percentile(r.run_ms, 0.5):>9.1f}"
-                f"{statistics.fmean(r.step_ms) if r.step_ms else float('nan'):>10.2f}"
-                f"{r.cpu_ms_per_execution('web', 'worker', 'postgres', 'redis'):>9.1f}"
-                f"{per['web']:>7.1f}{per['worker']:>8.1f}{per['postgres']:>7.1f}{per['redis']:>7.1f}{per['target']:>8.2f}"
-                f"{per['client']:>8.2f}"
-            )
-        bare_ms = statistics.fmean(bare.e2e_ms)
-        out += [
-            "",
-            f"bare requests loop: {bare.rate:.0f} req/s, {bare_ms:.2f} ms per request, "
-            f"{1000 * bare.cpu['client'] / bare.finished:.2f} ms client CPU and "
-            f"{1000 * bare.cpu['target'] / bare.finished:.2f} ms target CPU per request",
-            "",
-            "engine cost per extra step ((5-step - 1-step) / 4; run time = median claim-to-finish):",
-        ]
-        for pool in pools:
-            one = next(r for r in results if r.label == f"{pool} 1-step")
-            five = next(r for r in results if r.label == f"{pool} 5-step")
-            wall = (statistics.median(five.run_ms) - statistics.median(one.run_ms)) / 4
-            groups = ("web", "worker", "postgres", "redis")
-            cpu = (five.cpu_ms_per_execution(*groups) - one.cpu_ms_per_execution(*groups)) / 4
-            worker_cpu = (five.cpu_ms_per_execution("worker") - one.cpu_ms_per_execution("worker")) / 4
-            out.append(
-                f"  {pool:<8} {wall:6.2f} ms run time per step (bare request {bare_ms:.2f} ms); "
-                f"{cpu:6.2f} ms service CPU per step, of which worker {worker_cpu:.2f} ms (bare request client CPU "
-                f"{1000 * bare.cpu['client'] / bare.finished:.2f} ms)"
-            )
-        return "\n".join(out)
+        self.start_workers()
+        summaries = []
+        for name in self.args.scenarios:
+            load_before = os.getloadavg()
+            target = self.args.target_url.rstrip("/") if self.args.target_url else None
+            target = target or self.start_target(SCENARIOS[name].delay_ms)
+            print(f"running {name} for {self.args.duration:g} s ...", file=sys.stderr, flush=True)
+            summaries.append(self.summary(self.run_scenario(name, base, target), load_before))
+            self.empty_tables()
+        return summaries
 
     def close(self) -> None:
-        for process in reversed(self.processes):
-            stop(process)
+        for process in [*reversed(self.processes), self.target_process]:
+            if process is not None:
+                stop(process)
+
+
+def table(summaries: list[dict]) -> str:
+    columns = [
+        ("scenario", "scenario", "{}"),
+        ("exec/s", "exec_per_s", "{:.1f}"),
+        ("p50 ms", "p50_ms", "{:.0f}"),
+        ("p95 ms", "p95_ms", "{:.0f}"),
+        ("execute p95 ms", "execute_p95_ms", "{:.1f}"),
+        ("CPU ms/exec", "cpu_ms_per_exec", "{:.1f}"),
+        ("web", ("cpu_ms_by_class", "web"), "{:.1f}"),
+        ("worker", ("cpu_ms_by_class", "worker"), "{:.1f}"),
+        ("pg", ("cpu_ms_by_class", "postgres"), "{:.1f}"),
+        ("redis", ("cpu_ms_by_class", "redis"), "{:.1f}"),
+        ("RSS MB", "rss_mb", "{:.0f}"),
+        ("worker RSS MB", "worker_rss_mb", "{:.0f}"),
+        ("load before", "load_before", "{0[0]:.1f}"),
+    ]
+
+    def cell(summary: dict, key, form: str) -> str:
+        value = summary[key[0]][key[1]] if isinstance(key, tuple) else summary[key]
+        return form.format(value)
+
+    rows = [[title for title, _key, _form in columns]]
+    rows += [[cell(s, key, form) for _title, key, form in columns] for s in summaries]
+    out = ["| " + " | ".join(row) + " |" for row in rows]
+    out.insert(1, "|" + "---|" * len(columns))
+    first = summaries[0]
+    out += ["", f"web: {first['web']}; worker: {first['worker']}; {first['cpus']} CPUs"]
+    return "\n".join(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--pool",
-        choices=["prefork", "threads", "gevent", "both"],
-        default="both",
-        help="Celery pool ('both': prefork, then threads; gevent needs the gevent package)",
-    )
-    parser.add_argument("--duration", type=float, default=25.0, help="seconds measured per scenario")
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--concurrency", type=int, default=8, help="Celery worker concurrency")
-    parser.add_argument(
-        "--worker-args", default="", help="more arguments for `celery worker`, e.g. '-O fair --prefetch-multiplier 2'"
-    )
-    parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--web-threads", type=int, default=4)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--scenario", choices=sorted(SCENARIOS), help="run one scenario")
+    which.add_argument("--all", action="store_true", help="run S1 to S4 and print the table")
+    which.add_argument("--profile-only", action="store_true", help="queries per execution and a cProfile")
+    parser.add_argument("--target-url", help="use this target instead of the bench's own")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per scenario")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (a list with --all) last")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, help="override the scenario's steps")
+    parser.add_argument("--clients", type=int, help="override the scenario's closed-loop clients")
+    parser.add_argument("--pool", help="CELERY_WORKER_POOL for the worker instead of README's (e.g. prefork, threads)")
+    parser.add_argument("--concurrency", type=int, help="the worker's --concurrency instead of README's")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (as README: one per machine)")
+    parser.add_argument("--worker-args", default="", help="more arguments for `celery worker`")
+    parser.add_argument("--web-args", default="", help="more arguments for gunicorn (later ones win)")
     parser.add_argument("--database", default="connectors_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--profile-runs", type=int, default=100)
-    parser.add_argument("--no-profile", action="store_true")
-    parser.add_argument("--profile-only", action="store_true")
     parser.add_argument("--show-queries", action="store_true", help="print the SQL counted per execution")
     parser.add_argument("--log-dir", default=str(ROOT / ".local" / "bench"))
-    parser.add_argument("--serve-target", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-target", nargs=2, type=float, metavar=("PORT", "DELAY_MS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_target:
-        serve_target(args.serve_target)
+        serve_target(int(args.serve_target[0]), args.serve_target[1])
         return
+    if not (args.scenario or args.all or args.profile_only):
+        parser.error("choose --scenario S1|S2|S3|S4, --all or --profile-only")
+    args.scenarios = sorted(SCENARIOS) if args.all else [args.scenario]
     bench = Bench(args)
     try:
-        bench.run()
+        summaries = bench.run()
     finally:
         bench.close()
+    if not summaries:
+        return
+    if args.all or not args.json:
+        print(table(summaries))
+    if args.json:
+        print(json.dumps(summaries if args.all else summaries[0]))
 
 
 if __name__ == "__main__":

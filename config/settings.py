@@ -110,6 +110,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast while PostgreSQL is unreachable (the API answers 503, workers retry) instead of hanging on
     # the operating system's connect timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+# The connection pool of a worker process (executions.worker_pool turns it on there): its 200 threads each need a
+# connection only for the few milliseconds of a claim, a checkpoint or a finish (executions.runtime hands it
+# back in between), so a few connections serve them all. Web processes keep one persistent connection per
+# gunicorn thread instead (cheaper per request, and bounded by the thread count anyway).
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (the embedded executor) write to the file: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -265,6 +270,9 @@ CONNECTORS_EMBEDDED_WORKERS = env_int("CONNECTORS_EMBEDDED_WORKERS", 4, minimum=
 # Outbound rate budget (executions.ratelimit): a request whose turn is further away than this gives its worker
 # back and the execution is re-queued for that time, like a retry.
 CONNECTORS_RATE_LIMIT_MAX_WAIT_SECONDS = env_int("CONNECTORS_RATE_LIMIT_MAX_WAIT_SECONDS", 2, minimum=0)
+# Keep-alive connections a process keeps per target host: as many as executions it may have in flight (the
+# worker pool's 200 threads), so a busy API is not reconnected to for every request.
+CONNECTORS_HTTP_POOL_MAXSIZE = env_int("CONNECTORS_HTTP_POOL_MAXSIZE", 200, minimum=1)
 # A running execution renews its heartbeat this often (also during a slow step); the sweeper under beat
 # requeues one whose heartbeat is older than the stale window. See docs/reliability.md.
 CONNECTORS_HEARTBEAT_SECONDS = env_int("CONNECTORS_HEARTBEAT_SECONDS", 10, minimum=1)
@@ -310,6 +318,14 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # (its scheduler creates the folder when beat starts).
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "config.celery:LocalFolderScheduler"
+# The worker pool when `celery worker` is given no --pool: Celery's threads pool with its late acknowledgement
+# delivered at once (executions.worker_pool), so an execution in flight costs a thread, not a process; 200 of
+# them per worker process by default (docs/performance.md). CELERY_WORKER_POOL=prefork goes back to processes
+# (then set the concurrency yourself, e.g. --concurrency=8).
+DEFAULT_WORKER_POOL = "executions.worker_pool:ThreadPool"
+CELERY_WORKER_POOL = env_str("CELERY_WORKER_POOL", DEFAULT_WORKER_POOL)
+if CELERY_WORKER_POOL == DEFAULT_WORKER_POOL:
+    CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 200, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-executions": {
         "task": "executions.tasks.requeue_stuck_executions",

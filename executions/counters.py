@@ -6,6 +6,7 @@ executions there are.
 """
 
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
@@ -72,3 +73,36 @@ def _add_to_daily_rollup(
     """PostgreSQL: one upsert instead of UPDATE, then INSERT in a savepoint, then UPDATE again on a race."""
     with connection.cursor() as cursor:
         cursor.execute(_DAILY_ROLLUP_SQL, [connector_id, workspace_id, day, succeeded, failed, duration_ms])
+
+
+def counted_with(
+    finishing: str, params: list[Any], *, status: str, duration_ms: int | None, now: datetime
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: `finishing` (an UPDATE that finishes at most one execution, `RETURNING connector_id,
+    workspace_id`) and the counting of what it finished, as one statement that returns how many it finished.
+    The same increments as `count`, in the same transaction as the final status (the statement's own)."""
+    succeeded = int(status == Status.SUCCEEDED)
+    failed = int(status == Status.FAILED)
+    sql = f"""
+        WITH finished AS ({finishing}),
+        counted AS (
+            UPDATE connectors_connector SET
+                total_executions = total_executions + 1,
+                successful_executions = successful_executions + %s,
+                failed_executions = failed_executions + %s,
+                last_executed_at = %s
+            FROM finished WHERE connectors_connector.id = finished.connector_id
+        ),
+        rolled AS (
+            INSERT INTO executions_connectordailystats
+                (connector_id, workspace_id, date, succeeded, failed, total_duration_ms)
+            SELECT connector_id, workspace_id, %s, %s, %s, %s FROM finished WHERE %s
+            ON CONFLICT (connector_id, date) DO UPDATE SET
+                succeeded = executions_connectordailystats.succeeded + EXCLUDED.succeeded,
+                failed = executions_connectordailystats.failed + EXCLUDED.failed,
+                total_duration_ms = executions_connectordailystats.total_duration_ms + EXCLUDED.total_duration_ms
+        )
+        SELECT count(*) FROM finished
+    """  # noqa: S608 - `finishing` is the caller's SQL text; every value is a parameter
+    counting = [succeeded, failed, now, now.date(), succeeded, failed, duration_ms or 0, bool(succeeded or failed)]
+    return sql, [*params, *counting]

@@ -18,7 +18,7 @@ import os
 import random
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -51,6 +51,41 @@ def claim(execution_id: uuid.UUID | str) -> Execution | None:
     """Moves a queued execution to running for this worker; None when someone else has it, it is waiting
     for a retry, it was cancelled, or its workspace is at its concurrency cap (it then stays queued and is
     enqueued again shortly)."""
+    if connection.vendor == "postgresql":
+        return _claim_in_one_statement(execution_id)
+    return _claim_in_a_transaction(execution_id)
+
+
+def _claim_in_one_statement(execution_id: uuid.UUID | str) -> Execution | None:
+    """PostgreSQL: the claim is one statement, the function `executions_claim` (migration 0005 has it and says
+    how it keeps the cap exact), so it costs one round trip and no transaction of its own."""
+    now = timezone.now()
+    token = _claim_token()
+    found = list(
+        Execution.objects.raw(
+            "SELECT * FROM executions_claim(%s, %s, %s, %s)",
+            [str(execution_id), token, settings.CONNECTORS_WORKSPACE_CONCURRENCY, now],
+        )
+    )
+    if not found:
+        return None  # not queued any more (someone else has it, or it finished), or an early duplicate
+    execution = found[0]
+    if execution.status == Status.RUNNING and execution.worker == token:
+        return execution
+    if execution.cancel_requested:
+        with transaction.atomic():
+            locked = Execution.objects.select_for_update().filter(pk=execution.id, status=Status.QUEUED).first()
+            if locked is not None:
+                _finish_cancelled(locked)
+        return None
+    # The workspace is at its cap: the function moved run_after 1-3 s ahead; look again then.
+    wait = (execution.run_after - now).total_seconds() if execution.run_after else 0.0
+    dispatch.enqueue(execution.id, delay=max(wait, 0.0))
+    return None
+
+
+def _claim_in_a_transaction(execution_id: uuid.UUID | str) -> Execution | None:
+    """Other databases (SQLite in embedded mode): the same rules, as a transaction of ORM statements."""
     now = timezone.now()
     with transaction.atomic():
         # The whole row (what the run needs: no query stands between the claim and the run) and its workspace's
@@ -109,9 +144,15 @@ def never_ran(execution: Execution) -> bool:
     return execution.attempts == 1
 
 
-def heartbeat(execution: Execution) -> bool:
-    """Renews the heartbeat of a run this claim still owns; False when there is nothing left to renew."""
-    return bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(heartbeat_at=timezone.now()))
+def heartbeat_runs(executions: list[Execution]) -> int:
+    """Renews, in one statement, the heartbeat of those of these runs that their claim still owns; returns how
+    many. A claim token is unique to one claim of one execution, so `id IN ... AND worker IN ...` matches
+    exactly the (id, token) pairs given."""
+    return Execution.objects.filter(
+        pk__in=[execution.id for execution in executions],
+        worker__in=[execution.worker for execution in executions if execution.worker],
+        status=Status.RUNNING,
+    ).update(heartbeat_at=timezone.now())
 
 
 def checkpoint_step(execution: Execution, record: StepRecord) -> bool:
@@ -264,24 +305,49 @@ def finish(
     # started_at is the claim's own (claim() keeps it in memory); it cannot change while this claim owns the run.
     started = execution.started_at
     duration_ms = int((now - started).total_seconds() * 1000) if started else None
+    changes = {
+        "status": status,
+        "output": output,
+        "error": error,
+        "notes": notes,
+        "finished_at": now,
+        "duration_ms": duration_ms,
+        "pending_retry": {},
+        "worker": "",
+    }
+    contact_id = execution.contact_id if status == Status.SUCCEEDED and contact_values else None
     with transaction.atomic():
-        moved = Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(
-            status=status,
-            output=output,
-            error=error,
-            notes=notes,
-            finished_at=now,
-            duration_ms=duration_ms,
-            pending_retry={},
-            worker="",
-        )
+        if connection.vendor == "postgresql":
+            moved = _finish_in_one_statement(execution, changes, now)
+        else:
+            moved = bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(**changes))
+            if moved:
+                counters.count(execution.connector_id, execution.workspace_id, status, duration_ms, now)
         if not moved:
             return False
-        counters.count(execution.connector_id, execution.workspace_id, status, duration_ms, now)
         events.execution_finished(execution, status)  # webhooks, batches, Prefer: wait (executions/events.py)
-        if status == Status.SUCCEEDED and execution.contact_id and contact_values:
-            contact_apply_mapping(contact_id=execution.contact_id, values=contact_values)
+        if contact_id is not None and contact_values:
+            contact_apply_mapping(contact_id=contact_id, values=contact_values)
     return True
+
+
+def _finish_in_one_statement(execution: Execution, changes: dict[str, Any], now: datetime) -> bool:
+    """PostgreSQL: the guarded UPDATE and the counting of what it finished (counters.counted_with) as one
+    statement: one round trip instead of four, and nothing counted unless the UPDATE matched."""
+    fields: list[Any] = [Execution._meta.get_field(name) for name in changes]
+    assignments = ", ".join(f"{field.column} = %s" for field in fields)
+    update = (
+        f"UPDATE executions_execution SET {assignments} "  # noqa: S608 - columns from model metadata
+        "WHERE id = %s AND worker = %s AND worker <> '' AND status = %s RETURNING connector_id, workspace_id"
+    )
+    params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
+    params += [execution.id, execution.worker, Status.RUNNING]
+    sql, params = counters.counted_with(
+        update, params, status=changes["status"], duration_ms=changes["duration_ms"], now=now
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0] == 1
 
 
 def _finish_cancelled(execution: Execution) -> None:

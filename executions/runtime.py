@@ -1,8 +1,8 @@
 """Runs one claimed execution with the engine: the glue between the database lifecycle and the runner.
 
 While a run is in this process it keeps three promises (docs/reliability.md):
-- its heartbeat is renewed by a side thread even while a slow step is in flight, so the sweeper's stale
-  window may be shorter than the slowest step;
+- its heartbeat is renewed (by the process's one heartbeat thread, `executions.heartbeat`) even while a slow
+  step is in flight, so the sweeper's stale window may be shorter than the slowest step;
 - the record of a step whose request was sent is written even through a short database outage (the write is
   retried for DB_PATIENCE_SECONDS), because giving up would mean sending that step again after a requeue;
 - when the worker is asked to stop (Celery warm shutdown), the run stops before its next step and goes back to
@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -27,6 +27,7 @@ from connectors.engine.redaction import Redactor, redaction_scope
 from connectors.engine.runner import Hooks, PendingRetry, Runner, StepRecord, render_contact_mapping
 from credentials.provider import VaultCredentialProvider
 from executions import lifecycle, sealing
+from executions.heartbeat import heartbeats
 from executions.models import STEP_API_FIELDS, Execution, Status
 from executions.step_http import StepHttp
 
@@ -54,6 +55,7 @@ def get_runner() -> Runner:
             AddressPolicy.from_setting(settings.CONNECTORS_ALLOWED_PRIVATE_HOSTS),
             user_agent=settings.CONNECTORS_USER_AGENT,
             max_response_bytes=settings.CONNECTORS_MAX_RESPONSE_BYTES,
+            pool_maxsize=settings.CONNECTORS_HTTP_POOL_MAXSIZE,
         )
         _runner = Runner(client, stored_body_bytes=settings.CONNECTORS_STORED_BODY_BYTES)
     return _runner
@@ -89,27 +91,28 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
     if execution is None:
         return None
     redactor = Redactor()
-    provider = VaultCredentialProvider(execution.workspace_id)
+    provider = _ReleasingProvider(VaultCredentialProvider(execution.workspace_id))
     step_http = StepHttp.for_execution(execution, provider, get_runner())  # OAuth2, rate budget, step stats
     deadline = _deadline(execution.started_at, execution.definition["max_duration_seconds"])
-    with _Heartbeat(execution, until=deadline + HEARTBEAT_GRACE_SECONDS):
-        try:
-            with redaction_scope(redactor):
-                _advance(execution, redactor, provider, on_step, deadline, step_http)
-        except lifecycle.LostClaim:
-            logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
-        except SoftTimeLimitExceeded:
-            _fail(execution, "The execution ran out of time (max_duration_seconds).")
-        except DATABASE_ERRORS:
-            logger.warning("Execution %s lost the database; handing it back to the queue", execution.id)
-            if not _release_quietly(execution):
-                raise
-        except Exception:
-            logger.exception("Execution %s stopped by an unexpected error", execution.id)
-            _fail(execution, "The execution stopped because of an internal error.")
-        finally:
-            step_http.flush(execution)
-            _mark_used_quietly(provider)
+    heartbeats.add(execution, until=deadline + HEARTBEAT_GRACE_SECONDS)
+    try:
+        with redaction_scope(redactor):
+            _advance(execution, redactor, provider, on_step, deadline, step_http)
+    except lifecycle.LostClaim:
+        logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
+    except SoftTimeLimitExceeded:
+        _fail(execution, "The execution ran out of time (max_duration_seconds).")
+    except DATABASE_ERRORS:
+        logger.warning("Execution %s lost the database; handing it back to the queue", execution.id)
+        if not _release_quietly(execution):
+            raise
+    except Exception:
+        logger.exception("Execution %s stopped by an unexpected error", execution.id)
+        _fail(execution, "The execution stopped because of an internal error.")
+    finally:
+        heartbeats.discard(execution)
+        step_http.flush(execution)
+        _mark_used_quietly(provider.vault)
     if reload:
         execution.refresh_from_db()
     return execution
@@ -138,6 +141,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
             on_step(record)
 
     def should_stop() -> bool:
+        release_connection()  # called before each step: nothing holds a connection while the step waits
         return shutdown_requested() or not running[0]
 
     hooks = Hooks(on_step=checkpoint, should_stop=should_stop, **step_http.hooks())
@@ -220,37 +224,34 @@ def _mark_used_quietly(provider: VaultCredentialProvider) -> None:
         logger.warning("Could not record credential use: database unreachable")
 
 
-class _Heartbeat:
-    """Renews a run's heartbeat every CONNECTORS_HEARTBEAT_SECONDS from a side thread while it is in this
-    process, so the sweeper can tell a slow step from a dead worker. Stops when the run is no longer this
-    claim's, and at `until` (a time.monotonic() value), so a run hung past its deadline is still swept."""
+def release_connection() -> None:
+    """Returns this thread's database connection to the pool (when pooled, and not inside a transaction).
 
-    def __init__(self, execution: Execution, *, until: float) -> None:
-        self._execution = execution
-        self._until = until
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{execution.id}", daemon=True)
+    Called between the database work of a run, so a run waiting on an API holds no connection: a worker holds
+    hundreds of runs in flight over a pool of a few connections (DATABASE_POOL_MAX_SIZE)."""
+    if connection.settings_dict["OPTIONS"].get("pool") and not connection.in_atomic_block:
+        connection.close()
 
-    def __enter__(self) -> "_Heartbeat":
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+class _ReleasingProvider:
+    """The vault, handing the connection back after each call: a step reads its credentials (and its OAuth2
+    token and rate limit) while it is rendered, right before its request is sent and waited for."""
 
-    def _run(self) -> None:
-        interval = settings.CONNECTORS_HEARTBEAT_SECONDS
-        try:
-            while not self._stop.wait(interval) and time.monotonic() < self._until:
-                try:
-                    if not lifecycle.heartbeat(self._execution):
-                        return
-                except DATABASE_ERRORS:
-                    logger.warning("Heartbeat of execution %s failed: database unreachable", self._execution.id)
-                    connection.close_if_unusable_or_obsolete()
-        finally:
-            connection.close()  # this thread's own connection
+    def __init__(self, vault: VaultCredentialProvider) -> None:
+        self.vault = vault
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.vault, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                release_connection()
+
+        return call
 
 
 def _deadline(started_at: datetime | None, max_duration_seconds: int) -> float:

@@ -102,16 +102,18 @@ def execution_request(
     create |= {"triggered_by": triggered_by, "enqueue": enqueue}
     if not idempotency_key:
         return execution_create(**create), True
+    # Insert first: a new key (the common case) costs no read. A key already taken fails the INSERT (in a
+    # savepoint) on the unique constraint; then the execution that holds it answers, or, when it has expired,
+    # the key is freed and the INSERT tried again. A concurrent request with the same key settles the same way.
     for _ in range(3):
-        existing = _idempotent_match(connector, idempotency_key, fingerprint)
-        if existing is not None:
-            return existing, False
         try:
             with transaction.atomic():
                 execution = execution_create(**create, idempotency_key=idempotency_key)
             return execution, True
         except IntegrityError:
-            continue  # a concurrent request with the same key won; read its execution
+            existing = _idempotent_match(connector, idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, False
     raise Conflict("Could not settle the idempotency key; retry the request.")
 
 

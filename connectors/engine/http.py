@@ -534,7 +534,10 @@ class SafeHttpClient:
         max_response_bytes: int = 10 * 1024 * 1024,
         max_redirects: int = 5,
         ca_bundle: str | None = None,
+        pool_maxsize: int = 10,
     ) -> None:
+        """`pool_maxsize`: keep-alive connections kept per target host (as many as requests in flight to one
+        host, or the surplus is closed after each request and opened anew for the next)."""
         self.policy = policy
         self.user_agent = user_agent
         self.max_response_bytes = max_response_bytes
@@ -544,7 +547,7 @@ class SafeHttpClient:
         session.trust_env = False
         session.proxies = {}
         session.cookies.set_policy(_NoCookies())
-        adapter = _SafeAdapter(policy)
+        adapter = _SafeAdapter(policy, pool_maxsize=pool_maxsize)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session

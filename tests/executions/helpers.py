@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -49,11 +50,21 @@ def run_to_end(execution_id, *, max_rounds: int = 20) -> Execution:
     """Processes the execution like a worker would, letting every waiting retry become due at once."""
     for _ in range(max_rounds):
         process_execution(execution_id)
-        execution = Execution.objects.get(pk=execution_id)
+        execution = _once_not_running(execution_id)
         if execution.status != Status.QUEUED:
             return execution
         let_retry_become_due(execution_id)
     raise AssertionError(f"execution {execution_id} did not finish in {max_rounds} rounds")
+
+
+def _once_not_running(execution_id, *, timeout: float = 30.0) -> Execution:
+    """The execution, once no thread runs it: in a transactional test (transaction=True) the API's on_commit
+    also hands it to the embedded pool, whose thread may have claimed it before this one."""
+    give_up = time.monotonic() + timeout
+    while (execution := Execution.objects.get(pk=execution_id)).status == Status.RUNNING:
+        assert time.monotonic() < give_up, f"execution {execution_id} still running after {timeout} s"
+        time.sleep(0.05)
+    return execution
 
 
 def run_api(api, connector: Connector, input: dict | None = None, **extra: Any) -> dict:

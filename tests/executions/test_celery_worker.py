@@ -1,6 +1,7 @@
 """Executions on a real Celery worker process over a real Redis broker.
 
-The worker (`celery -A config worker --pool=threads --concurrency=8`) runs as a child process against the
+The worker (`celery -A config worker --concurrency=8`, on the pool the settings choose:
+executions.worker_pool.ThreadPool) runs as a child process against the
 pytest-django test database; this process enqueues through the execute API exactly as the web app does
 (`transaction.on_commit` -> `dispatch.enqueue` -> Redis). Redis comes from CONNECTORS_TEST_REDIS_URL (default
 redis://127.0.0.1:6379/15). The worker and this process use a queue of their own (CELERY_QUEUE), so two
@@ -87,7 +88,6 @@ def celery_worker(transactional_db, settings) -> Iterator[Worker]:
         "-A",
         "config",
         "worker",
-        "--pool=threads",
         "--concurrency=8",
         "--loglevel=INFO",
         "--without-gossip",

@@ -1,4 +1,5 @@
-"""Executions end to end in the embedded set-up (bin/serve's settings: SQLite, no broker, the in-process pool).
+"""Executions end to end in the embedded set-up (bin/serve's settings: DJANGO_DEBUG=true, SQLite, no broker,
+the in-process pool).
 
 The lifecycle has a second dialect for databases other than PostgreSQL: the checkpoint as a transaction that
 starts with the guarded UPDATE, and the daily rollup as UPDATE-then-INSERT. These tests drive real executions
@@ -68,7 +69,7 @@ def target() -> Iterator[LocalServer]:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, target) -> Iterator[Api]:
     workdir = tmp_path_factory.mktemp("embedded-executions")
-    env = clean_env(workdir / "db.sqlite3", CONNECTORS_ALLOWED_PRIVATE_HOSTS="127.0.0.1")
+    env = clean_env(workdir / "db.sqlite3", DJANGO_DEBUG="true", CONNECTORS_ALLOWED_PRIVATE_HOSTS="127.0.0.1")
     migrated = manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr
     created = manage("create_workspace", "Embedded", "--owner", EMAIL, "--password", PASSWORD, env=env)

@@ -1,7 +1,7 @@
 """The executions app's modules import one another in one direction only:
 
     api / connectors.api -> services -> lifecycle -> counters, dispatch
-    tasks -> runtime -> lifecycle
+    tasks -> runtime -> heartbeat -> lifecycle
     dispatch -> (nothing of the lifecycle: the task is sent by name, the embedded runner registered in
                  ExecutionsConfig.ready())
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 APP = Path(__file__).resolve().parents[2] / "executions"
-LIFECYCLE_MODULES = {"services", "lifecycle", "counters", "runtime", "tasks", "dispatch"}
+LIFECYCLE_MODULES = {"services", "lifecycle", "counters", "heartbeat", "runtime", "tasks", "dispatch"}
 
 
 def imported_execution_modules(module: str) -> set[str]:
@@ -38,7 +38,8 @@ def imported_execution_modules(module: str) -> set[str]:
         ("counters", set()),
         ("lifecycle", {"counters", "dispatch"}),
         ("services", {"counters", "dispatch", "lifecycle"}),
-        ("runtime", {"lifecycle"}),
+        ("heartbeat", {"lifecycle"}),
+        ("runtime", {"heartbeat", "lifecycle"}),
         ("tasks", {"lifecycle", "runtime"}),
     ],
 )

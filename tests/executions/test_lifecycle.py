@@ -5,6 +5,7 @@ the fault tests in tests/fault/ do the same with real workers, a real broker and
 """
 
 import threading
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 from connectors.engine.runner import PendingRetry, StepRecord
 from connectors.models import Connector
 from core.exceptions import Conflict
-from executions import dispatch, lifecycle, runtime, services
+from executions import dispatch, heartbeat, lifecycle, runtime, services
 from executions.models import ConnectorDailyStats, Execution, ExecutionStep, Status
 from executions.tasks import run_execution
 from tests.executions.helpers import make_connector
@@ -38,9 +39,13 @@ def connector(acme, local_server):
     )
 
 
+def _queued(connector):
+    return services.execution_create(connector=connector, input={}, enqueue=False)
+
+
 @pytest.fixture
 def queued(connector):
-    return services.execution_create(connector=connector, input={}, enqueue=False)
+    return _queued(connector)
 
 
 def _age(execution, **fields) -> None:
@@ -130,10 +135,40 @@ def test_heartbeat_renews_only_the_owning_claim(queued):
     current = lifecycle.claim(queued.id)
     _age(queued, heartbeat_at=True)
 
-    assert lifecycle.heartbeat(stale) is False
+    assert lifecycle.heartbeat_runs([stale]) == 0
     assert Execution.objects.get(pk=queued.pk).heartbeat_at < timezone.now() - timedelta(minutes=59)
-    assert lifecycle.heartbeat(current) is True
+    assert lifecycle.heartbeat_runs([current]) == 1
     assert Execution.objects.get(pk=queued.pk).heartbeat_at > timezone.now() - timedelta(minutes=1)
+
+
+def test_one_heartbeat_statement_renews_every_run_of_the_process(connector, django_assert_num_queries):
+    runs = [lifecycle.claim(_queued(connector).id) for _ in range(3)]
+    Execution.objects.update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    process = heartbeat.Heartbeats()
+    for run in runs:
+        process.add(run, until=time.monotonic() + 600)
+    process.add(runs[0], until=time.monotonic() + 600)  # the same run twice is one run
+
+    with django_assert_num_queries(1):
+        assert process.beat() == 3
+
+    assert Execution.objects.filter(heartbeat_at__gt=timezone.now() - timedelta(minutes=1)).count() == 3
+
+
+def test_a_run_past_its_deadline_or_gone_is_no_longer_renewed(connector):
+    hung, gone, live = (lifecycle.claim(_queued(connector).id) for _ in range(3))
+    Execution.objects.update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    process = heartbeat.Heartbeats()
+    process.add(hung, until=time.monotonic() - 1)
+    process.add(gone, until=time.monotonic() + 600)
+    process.add(live, until=time.monotonic() + 600)
+    process.discard(gone)
+
+    assert process.beat() == 1
+
+    assert len(process) == 1
+    renewed = Execution.objects.filter(heartbeat_at__gt=timezone.now() - timedelta(minutes=1))
+    assert list(renewed.values_list("pk", flat=True)) == [live.id]
 
 
 # --- resume: a checkpointed step is never sent again ---

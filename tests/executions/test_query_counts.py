@@ -37,12 +37,19 @@ def run_queries(connector) -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
 
-def test_a_one_step_run_takes_twelve_queries(chain):
-    # claim: BEGIN, SELECT ... FOR NO KEY UPDATE (execution + workspace), UPDATE (guarded by the cap), COMMIT;
-    # the step: one checkpoint statement; finish: BEGIN, UPDATE execution, UPDATE connector, upsert the
-    # daily rollup, the workspace's active webhook endpoints (executions.events), COMMIT; then one upsert of
-    # the per-step statistics. Nothing reads the steps of a first run, or credentials it does not use.
-    assert len(run_queries(chain(1))) == 12
+def test_a_one_step_run_takes_seven_queries(chain):
+    # The claim (one function call, no transaction of its own); the step's checkpoint (one statement); the
+    # finish: BEGIN, one statement for the status, the counters and the daily rollup, the workspace's active
+    # webhook endpoints (executions.events), COMMIT; then one upsert of the per-step statistics. Nothing reads
+    # the steps of a first run, or credentials it does not use.
+    statements = run_queries(chain(1))
+
+    assert len(statements) == 7
+    assert statements[0].startswith("SELECT * FROM executions_claim(")
+    assert "INSERT INTO executions_executionstep" in statements[1]
+    finish = next(sql for sql in statements if "UPDATE connectors_connector" in sql)
+    assert "INSERT INTO executions_connectordailystats" in finish
+    assert "INSERT INTO executions_stepdailystats" in statements[-1]
 
 
 def test_per_step_statistics_cost_one_statement_per_run_whatever_the_steps(chain):
@@ -70,3 +77,16 @@ def test_execute_api_takes_at_most_six_queries(alice_api, chain, django_assert_m
 
     assert response.status_code == 202
     assert response.json()["steps"] == []
+
+
+def test_execute_with_a_new_idempotency_key_reads_no_execution(alice_api, chain, django_assert_max_num_queries):
+    connector = chain(1)
+    execute(alice_api, connector)
+
+    # As without a key, plus the savepoint around the INSERT (its unique constraint settles a taken key).
+    with django_assert_max_num_queries(8), CaptureQueriesContext(connection) as captured:
+        response = execute(alice_api, connector, HTTP_IDEMPOTENCY_KEY="a-new-key")
+
+    assert response.status_code == 202
+    reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if 'FROM "executions_execution"' in sql]

@@ -179,10 +179,12 @@ class Cluster:
         env.update(overrides)
         return env
 
-    def worker(self, name: str, *, pool: str = "prefork", concurrency: int = 4, **env: str) -> Process:
-        """A worker; prefork is Celery's default (the thread pool acknowledges late messages with seconds of
-        delay on Redis, celery/celery#6941, so it serves only the tests that need an in-process shutdown)."""
-        args = [sys.executable, "-m", "celery", "-A", "config", "worker", f"--pool={pool}"]
+    def worker(self, name: str, *, pool: str | None = None, concurrency: int = 4, **env: str) -> Process:
+        """A worker on the pool `celery worker` uses without --pool (the settings' CELERY_WORKER_POOL:
+        executions.worker_pool.ThreadPool), or on `pool` (e.g. "prefork")."""
+        if pool is not None:
+            env = {"CELERY_WORKER_POOL": pool, **env}
+        args = [sys.executable, "-m", "celery", "-A", "config", "worker"]
         args += [f"--concurrency={concurrency}", "-n", f"{name}@fault", "--loglevel=INFO"]
         args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         return self._start(Process(name, args, self.env(**env), self.log_dir), f"{name}@fault ready.")

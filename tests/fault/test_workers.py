@@ -1,5 +1,6 @@
 """Killed workers, stopped workers, a flushed broker, duplicate deliveries, a broker down at submission, cancel:
-real Celery workers (thread pool) on a Redis of the test's own, against the test database.
+real Celery workers (the recommended pool, executions.worker_pool.ThreadPool, unless a test names prefork) on a
+Redis of the test's own, against the test database.
 
 Each connector has two steps that call the local target with the execution's number, so the target's
 request log says exactly how many times each step of each execution was sent.
@@ -92,7 +93,7 @@ def test_thread_pool_worker_stopped_with_sigterm_checkpoints_its_step_and_hands_
     cluster, connector, target
 ):
     target.route("/one", Reply(delay=2))
-    first = cluster.worker("first", pool="threads")
+    first = cluster.worker("first")
     execution = submit(connector, 2)
     wait_until(lambda: sent(target)["/one?n=2"], timeout=20, what="step one to be sent")
 
@@ -115,7 +116,7 @@ def test_thread_pool_worker_stopped_with_sigterm_checkpoints_its_step_and_hands_
 
 def test_prefork_worker_stopped_with_sigterm_finishes_its_execution_first(cluster, connector, target):
     target.route("/one", Reply(delay=2))
-    worker = cluster.worker("worker")
+    worker = cluster.worker("worker", pool="prefork")
     execution = submit(connector, 7)
     wait_until(lambda: sent(target)["/one?n=7"], timeout=20, what="step one to be sent")
 
