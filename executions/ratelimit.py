@@ -13,6 +13,7 @@ Cost per request of a step with a rate limit: one Redis round trip (EVALSHA); no
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -25,6 +26,11 @@ from django.conf import settings
 
 from connectors.engine.exchange import RateLimitWait
 from credentials.provider import VaultCredentialProvider
+
+logger = logging.getLogger(__name__)
+
+# When Redis cannot be reached, a rate-limited request goes back to the queue for this long.
+UNREACHABLE_RETRY_SECONDS = 10.0
 
 # KEYS[1]: the budget's key. ARGV: interval and patience in microseconds. Returns {granted, wait µs}.
 _RESERVE_SCRIPT = """
@@ -104,9 +110,14 @@ class CredentialRateBudget:
             if not limit:
                 continue
             interval = limit["per_seconds"] / limit["requests"]
-            granted, wait = self.limiter.reserve(
-                f"{self.workspace_id}:{service}", interval=interval, patience=self.patience
-            )
+            try:
+                granted, wait = self.limiter.reserve(
+                    f"{self.workspace_id}:{service}", interval=interval, patience=self.patience
+                )
+            except redis.RedisError:
+                # No budget can be kept without Redis (nor can the broker work): try again a little later.
+                logger.warning("Rate budget of %s unreachable in Redis; the step waits", service)
+                raise RateLimitWait(UNREACHABLE_RETRY_SECONDS) from None
             if not granted:
                 raise RateLimitWait(wait)
             longest = max(longest or 0.0, wait)

@@ -98,6 +98,8 @@ class Exchange:
         self.run_key = run_key
         self.sleep = sleep
         self.requests_sent = 0
+        # After a 401 and a new token, later requests of this attempt (the next pages) use the new one.
+        self._renewed_authorization: str | None = None
 
     def send(
         self, request: OutboundRequest, sensitive: list[str], *, page: int = 1, retry: bool = False
@@ -105,15 +107,17 @@ class Exchange:
         """Sends `request` (and a copy with a new token after a 401 of an OAuth2 step). `retry` says that an
         earlier attempt of this request failed. Raises RateLimitWait or SendFailure."""
         self.add_idempotency_key(request, page)
+        if self._renewed_authorization is not None:
+            request.headers["Authorization"] = self._renewed_authorization
         response = self._send_once(request, sensitive, retry)
         auth = self.step["auth"]
         if response.status_code == 401 and auth["type"] == "oauth2" and self.tokens is not None:
             rejected = request.headers["Authorization"].removeprefix("Bearer ")
-            fresh = self._token(auth["credential"], rejected=rejected)
+            self._renewed_authorization = f"Bearer {self._token(auth['credential'], rejected=rejected)}"
             retried = OutboundRequest(
                 method=request.method,
                 url=request.url,
-                headers={**request.headers, "Authorization": f"Bearer {fresh}"},
+                headers={**request.headers, "Authorization": self._renewed_authorization},
                 params=dict(request.params),
                 body=request.body,
                 timeout=request.timeout,

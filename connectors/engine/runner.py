@@ -265,27 +265,29 @@ class Runner:
                 response = self._send(exchange, request, sensitive, retry=attempts > 1)
                 self._complete(step, record, response, redactor, secret_outputs)
             else:
-                attempts, last = self._paginate(
-                    step, record, exchange, request, sensitive, paginator, pages, attempts, deadline
-                )
+                last = self._paginate(step, record, exchange, request, sensitive, paginator, pages, attempts, deadline)
                 self._complete(step, record, last, redactor, secret_outputs, parsed=Paginator.combined(pages))
         except RateLimitWait as wait:
+            # The request in progress was not sent: it does not count as an attempt.
+            waiting = record.attempts - (pages.sent_before if pages else 0) - 1
             if deadline is None or time.monotonic() + wait.delay < deadline:
                 note = f"waiting {wait.delay:.1f}s for the outbound rate budget"
                 return record, PendingRetry(
-                    index, attempts - 1, wait.delay, note, record.started_at, self._progress(pages, redactor)
+                    index, waiting, wait.delay, note, record.started_at, self._progress(pages, redactor)
                 )
             record.error = "the outbound rate budget leaves no time for this request within max_duration_seconds"
         except StepFailure as failure:
             record.error = redactor.scrub_message(failure.message)
             max_attempts = step["retry"]["max_attempts"]
+            # Attempts of the request in progress (of the current page, for a paginated step).
+            current = record.attempts - (pages.sent_before if pages else 0)
             if failure.timed_out and capped:
                 record.error += "; the execution ran out of time (max_duration_seconds)"
-            elif failure.transient and attempts < max_attempts:
-                delay = backoff_delay(attempts, failure.retry_after)
+            elif failure.transient and current < max_attempts:
+                delay = backoff_delay(current, failure.retry_after)
                 if deadline is None or time.monotonic() + delay < deadline:
                     progress = self._progress(pages, redactor)
-                    return record, PendingRetry(index, attempts, delay, record.error, record.started_at, progress)
+                    return record, PendingRetry(index, current, delay, record.error, record.started_at, progress)
                 record.error += "; no time left for another attempt within max_duration_seconds"
         record.finished_at = utcnow()
         record.duration_ms = int((time.monotonic() - started) * 1000)
@@ -302,16 +304,16 @@ class Runner:
         pages: PageState,
         attempts: int,
         deadline: float | None,
-    ) -> tuple[int, OutboundResponse]:
-        """Fetches pages until the paginator stops or a page fails; each page is retried on its own. Returns
-        the attempts of the page in progress (the step's attempts are those of the finished pages plus these)
-        and the last response."""
+    ) -> OutboundResponse:
+        """Fetches pages until the paginator stops or a page fails, and returns the last response. Each page
+        is retried on its own: `attempts` is the first page's attempt number, and `record.attempts` stays the
+        finished pages' requests plus the attempts of the page in progress."""
         while True:
             request = paginator.request_for(base, pages)
             request.timeout = min(float(step["timeout_seconds"]), _remaining(deadline))
             response = self._send(exchange, request, sensitive, page=pages.pages + 1, retry=attempts > 1)
             if not 200 <= response.status_code < 300:
-                return attempts, response  # _complete records the failed page and raises
+                return response  # _complete records the failed page and raises
             body = self._parse_body(step["response_type"], response)
             try:
                 more = paginator.absorb(pages, body, response.headers, response.url)
@@ -320,7 +322,7 @@ class Runner:
             pages.sent_before += attempts
             record.attempts = pages.sent_before
             if not more:
-                return 0, response
+                return response
             attempts = 1
             record.attempts = pages.sent_before + attempts
 

@@ -4,6 +4,7 @@ a real local OAuth2 server (tests/oauth_server.py)."""
 import json
 import logging
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -302,3 +303,33 @@ def test_an_export_lists_the_oauth2_credential_as_required(alice_api, acme, oaut
     document = alice_api.get(f"/api/v1/connectors/{connector.id}/export").json()
 
     assert document["required_credentials"] == ["crm"]
+
+
+def test_pages_after_a_401_use_the_new_token(alice_api, acme, oauth):
+    client_credentials(alice_api, oauth)
+    seen: list[tuple[str, int]] = []
+
+    def pages(request):
+        token = (request.header("Authorization") or "").removeprefix("Bearer ")
+        page = int(request.path.rsplit("page=", 1)[1])
+        if page == 2 and token == "at-1":
+            oauth.expire_access_tokens()  # the token dies between page 1 and page 2
+        valid = oauth.access_tokens.get(token, 0.0) > time.monotonic()
+        seen.append((token, page))
+        if not valid:
+            return Reply(401)
+        items = [] if page == 4 else [page]
+        return Reply(200, headers={"Content-Type": "application/json"}, body=json.dumps({"items": items}).encode())
+
+    oauth.server.route("/api/list", pages)
+    step = {
+        "name": "list",
+        "url": f"{oauth.url}/api/list",
+        "auth": {"type": "oauth2", "credential": "provider"},
+        "paginate": {"type": "page", "param": "page", "items_path": "items"},
+        "extract": {"items": "items"},
+    }
+    detail = run_api(alice_api, make_connector(acme, [step]))
+
+    assert detail["output"] == {"list": {"items": [1, 2, 3]}}
+    assert seen == [("at-1", 1), ("at-1", 2), ("at-2", 2), ("at-2", 3), ("at-2", 4)]

@@ -185,3 +185,23 @@ def test_max_pages_defaults_to_ten(alice_api):
     step = alice_api.post("/api/v1/connectors", body, format="json").json()["steps"][0]
 
     assert step["paginate"] == {"type": "next_url", "max_pages": 10}
+
+
+def test_each_page_has_its_own_retry_budget(alice_api, acme, local_server):
+    answers = {
+        "1": [Reply(503), json_reply({"items": [{"id": 1}]})],
+        "2": [Reply(503), json_reply({"items": [{"id": 2}]})],
+    }
+
+    def people(request):
+        page = query(request)["page"]
+        return answers[page].pop(0) if page in answers else json_reply({"items": []})
+
+    local_server.route("/people", people)
+    paginate = {"type": "page", "param": "page", "items_path": "items"}
+    detail = run_api(alice_api, make_connector(acme, [step(local_server, paginate, retry={"max_attempts": 2})]))
+
+    assert detail["status"] == "succeeded"
+    assert detail["output"]["people"] == {"ids": [1, 2], "pages": 3}
+    assert [query(r)["page"] for r in local_server.requests] == ["1", "1", "2", "2", "3"]
+    assert detail["steps"][0]["attempts"] == 5

@@ -7,8 +7,9 @@ import os
 import pytest
 import redis
 
+from connectors.engine.exchange import RateLimitWait
 from executions.models import Execution, Status
-from executions.ratelimit import LocalLimiter, RedisLimiter
+from executions.ratelimit import UNREACHABLE_RETRY_SECONDS, CredentialRateBudget, LocalLimiter, RedisLimiter
 from executions.runtime import process_execution
 from tests.executions.helpers import execute, make_connector
 
@@ -117,3 +118,19 @@ def test_a_long_wait_hands_the_execution_back_to_the_queue_like_a_retry(alice_ap
     assert local_server.hits == 1
     assert 25 < (waiting.run_after - waiting.heartbeat_at).total_seconds() <= 30
     assert Execution.objects.get(pk=first).status == Status.SUCCEEDED
+
+
+def test_an_unreachable_redis_sends_the_step_back_to_the_queue(acme):
+    class Provider:
+        def rate_limit(self, service):
+            return {"requests": 1, "per_seconds": 1}
+
+    class DownLimiter:
+        def reserve(self, key, *, interval, patience):
+            raise redis.ConnectionError("down")
+
+    budget = CredentialRateBudget(acme.id, Provider(), DownLimiter())
+
+    with pytest.raises(RateLimitWait) as waiting:
+        budget.reserve(["svc"])
+    assert waiting.value.delay == UNREACHABLE_RETRY_SECONDS
