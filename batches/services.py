@@ -23,6 +23,7 @@ from core.exceptions import Conflict, InvalidInput
 from executions import services as execution_services
 from executions.events import FinishedExecution
 from executions.models import Execution
+from usage.services import reserve_executions
 
 MAX_ITEMS = 1000
 BATCH_VALIDATION_SECONDS = 2.0  # input_schema checks of all items together (connectors/input_schema.py)
@@ -54,7 +55,8 @@ def batch_create(*, connector: Connector, items: list[dict[str, Any]]) -> tuple[
     """Accepts a batch; returns it with its execution ids in item order.
 
     Raises Conflict (409) for an inactive connector and ValidationError (400, `{"items": [per-item errors]}`)
-    when any item is invalid; then nothing is created."""
+    when any item is invalid, and QuotaExceeded (429) when the batch would pass the monthly quota; then nothing
+    is created."""
     if not connector.is_active:
         raise Conflict("The connector is inactive; activate it before executing it.", code="connector_inactive")
     if not 1 <= len(items) <= MAX_ITEMS:
@@ -67,6 +69,7 @@ def batch_create(*, connector: Connector, items: list[dict[str, Any]]) -> tuple[
 
 @transaction.atomic
 def _insert(connector: Connector, items: list[dict[str, Any]]) -> tuple[Batch, list]:
+    reserve_executions(workspace_id=connector.workspace_id, count=len(items))  # the monthly quota: all or nothing
     now = timezone.now()
     batch = Batch.objects.create(workspace_id=connector.workspace_id, connector=connector, count=len(items))
     definition = connector.definition

@@ -7,15 +7,18 @@ background thread of the web process, a secret key and an encryption key generat
 
 import hashlib
 import hmac
+import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_int, env_list, env_str
 from config.local_secret import local_secret
 from credentials.crypto import KeyConfigError, load_or_create_local_keys, parse_keys
+from monitoring.logs import LOG_FORMATS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = BASE_DIR / ".local"
@@ -60,9 +63,14 @@ INSTALLED_APPS = [
     "credentials",
     "templates_market",
     "console",
+    "monitoring",
+    "usage",
+    "audit",
+    "alerts",
 ]
 
 MIDDLEWARE = [
+    "monitoring.middleware.RequestMetricsMiddleware",
     "core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "core.security.ContentSecurityPolicyMiddleware",
@@ -76,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.security.AdminLoginThrottleMiddleware",
+    "audit.context.AuditRequestMiddleware",
 ]
 
 APPEND_SLASH = True
@@ -239,6 +248,8 @@ CORS_ALLOW_HEADERS = (
     "x-workspace-id",
 )
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Probes and scrapers on the host itself call these over plain HTTP, behind the TLS proxy (docs/deployment.md).
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^metrics/?$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
@@ -348,12 +359,35 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "connectors.engine.redaction.RedactingLogFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+# --- Operations (docs/operations.md) ---
+LOG_FORMAT = env_choice("LOG_FORMAT", LOG_FORMATS, "text")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+logging.captureWarnings(True)  # Python warnings become log records too (one format for every line)
+# Celery keeps Django's logging (so LOG_FORMAT=json holds in workers and beat too).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# prometheus-client's multiprocess mode: every process of this host (gunicorn workers, Celery workers) adds to
+# its own files here and /metrics sums them. It must be set before prometheus_client is first imported, and
+# shared by the processes of one host. See docs/operations.md.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR") or str(LOCAL_DIR / "metrics")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+
+# Finished executions older than this are deleted daily by beat; 0 keeps everything.
+EXECUTION_RETENTION_DAYS = env_int("EXECUTION_RETENTION_DAYS", 30, minimum=0)
+CELERY_BEAT_SCHEDULE["prune-old-executions"] = {
+    "task": "executions.tasks.prune_old_executions",
+    "schedule": env_int("EXECUTION_RETENTION_INTERVAL_SECONDS", 24 * 3600, minimum=1),
+    "options": {"expires": 3600},
 }
+
+# Failure alerts: plain SMTP through EMAIL_HOST:EMAIL_PORT when a host is set, else the console.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Connectors <connectors@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -6,6 +6,7 @@ from config.routers import Router
 from connectors.api import ConnectorViewSet
 from contacts.api import ContactViewSet
 from core.health import healthz
+from monitoring.views import metrics
 from triggers import urls as triggers_urls
 from workspaces import api as workspaces_api
 
@@ -35,7 +36,10 @@ api_v1 = [
     path("", include("executions.urls")),
     path("", include("credentials.urls")),
     path("", include("templates_market.urls")),
+    path("", include("usage.urls")),
     path("", include("console.urls")),
+    path("", include("audit.urls")),
+    path("", include("alerts.urls")),
 ]
 
 urlpatterns = [
@@ -45,4 +49,5 @@ urlpatterns = [
     re_path(r"^api/docs/?$", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     re_path(r"^healthz/?$", healthz, name="healthz"),
     *triggers_urls.hook_urlpatterns,
+    re_path(r"^metrics/?$", metrics, name="metrics"),
 ]

@@ -77,6 +77,9 @@ class ConnectorViewSet(
         response = super().dispatch(request, *args, **kwargs)
         return waiting.answer_after_wait(response)  # Prefer: wait, once the request's transaction committed
 
+    def perform_destroy(self, instance):
+        services.connector_delete(connector=instance)
+
     def get_throttles(self):
         if self.action == "execute":
             return [*super().get_throttles(), ExecuteRateThrottle()]

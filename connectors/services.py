@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from audit import services as audit
 from connectors.models import DEFINITION_FIELDS, Connector, ConnectorVersion
 from connectors.selectors import missing_services, referenced_services
 from connectors.validation import DefinitionSerializer
@@ -44,6 +45,7 @@ def connector_create(
         **fields,
     )
     _record_versions(connector, created_by=created_by)
+    audit.record(workspace_id=workspace.pk, action="connector.created", target=connector)
     return connector
 
 
@@ -52,6 +54,13 @@ def connector_update(*, connector: Connector, data: dict[str, Any], user: User |
     """Applies the given fields; `version` goes up by one when any part of the definition changes, and the new
     version is recorded as made by `user`. Returns the connector as saved."""
     return _save(connector, data, user=user)
+
+
+@transaction.atomic
+def connector_delete(*, connector: Connector) -> None:
+    """Deletes the connector with its executions and statistics."""
+    audit.record(workspace_id=connector.workspace_id, action="connector.deleted", target=connector)
+    connector.delete()
 
 
 @transaction.atomic
@@ -115,12 +124,17 @@ def _save(
     the definition is unchanged (a restore or a template update is always a new version)."""
     locked = Connector.objects.select_for_update(of=("self",)).select_related("template").get(pk=connector.pk)
     before = (locked.version, locked.definition, locked.updated_at)
-    save_changes(locked, data, editable=(*EDITABLE_FIELDS, *also), versioned=DEFINITION_FIELDS)
+    editable = (*EDITABLE_FIELDS, *also)
+    changed = [name for name in editable if name in data and getattr(locked, name) != data[name]]
+    save_changes(locked, data, editable=editable, versioned=DEFINITION_FIELDS)
     if new_version and locked.version == before[0]:
         Connector.objects.filter(pk=locked.pk).update(version=F("version") + 1, updated_at=timezone.now())
         locked.refresh_from_db(fields=["version", "updated_at"])
     if locked.version != before[0]:
         _record_versions(locked, created_by=user, previous=before)
+    if changed or locked.version != before[0]:
+        details = {"fields": changed, "version": locked.version}
+        audit.record(workspace_id=locked.workspace_id, action="connector.updated", target=locked, details=details)
     return locked
 
 

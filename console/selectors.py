@@ -21,6 +21,7 @@ from django.utils import timezone
 from connectors.models import Connector
 from executions.models import ConnectorDailyStats, Execution, Status
 from templates_market.models import ConnectorTemplate
+from usage.models import MonthlyUsage
 from workspaces.models import User, Workspace
 from workspaces.selectors import ACTIVITY_WINDOW_DAYS
 
@@ -145,3 +146,26 @@ def success_rate(series: list[DayCount]) -> float | None:
     succeeded = sum(day.succeeded for day in series)
     finished = succeeded + sum(day.failed for day in series)
     return succeeded / finished if finished else None
+
+
+def top_usage(*, month: date, limit: int = 10) -> list:
+    """The workspaces that started the most executions in `month`, with their quota (one query)."""
+    rows = (
+        MonthlyUsage.objects.filter(month=month)
+        .select_related("workspace", "workspace__quota")
+        .order_by("-executions", "workspace__name")[:limit]
+    )
+    items = []
+    for row in rows:
+        quota = getattr(row.workspace, "quota", None)
+        limit_text = (
+            "no quota" if quota is None or quota.executions_per_month is None else f"quota {quota.executions_per_month}"
+        )
+        items.append(
+            LabelledValue(
+                label=row.workspace.name,
+                value=row.executions,
+                detail=f"{row.http_requests} HTTP requests; {limit_text}",
+            )
+        )
+    return items

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 
 from console import charts, selectors
+from usage.months import month_of
 
 
 def dashboard(request):
@@ -28,5 +29,7 @@ def dashboard(request):
             selectors.slowest_connectors(), css_class="chart-slowest-connectors", unit=" ms"
         ),
         "finished_in_window": sum(day.succeeded + day.failed for day in daily),
+        "usage_month": f"{month_of():%Y-%m}",
+        "usage_chart": charts.horizontal_bar_chart(selectors.top_usage(month=month_of()), css_class="chart-usage"),
     }
     return TemplateResponse(request, "console/dashboard.html", context)

@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +60,17 @@ class PayloadTooLarge(exceptions.APIException):
 def _domain_error_response(error: DomainError) -> Response:
     field = getattr(error, "field", None)
     body = {field: [error.message]} if field else {"detail": error.message, "code": error.code}
-    return Response(body, status=error.status_code)
+    response = Response(body, status=error.status_code)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def api_exception_handler(exc, context):
+    # Imported here: rest_framework.views loads the authentication classes, and those import this module.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, DomainError):
         return _domain_error_response(exc)
     if isinstance(exc, DjangoValidationError):

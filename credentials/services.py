@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from audit import services as audit
 from credentials.crypto import SERVICE_NAME_RE, DecryptionError, Keyring, credential_associated_data
 from credentials.models import Credential, CredentialType
 from credentials.types import field_errors, rate_limit_errors
@@ -66,6 +67,7 @@ def _check_input(service_name: str, fields: dict[str, str], credential_type: str
         raise ValueError(f"rate_limit: {rate_limit_errors(rate_limit)[0]}")
 
 
+@transaction.atomic
 def credential_upsert(
     *,
     workspace: Workspace,
@@ -100,14 +102,25 @@ def credential_upsert(
         },
     )
     logger.info("%s credential %s of workspace %s", "Stored" if created else "Replaced", service_name, workspace.id)
+    audit.record(
+        workspace_id=workspace.id,
+        action="credential.created" if created else "credential.updated",
+        target_type="credential",
+        target_id=service_name,
+        details={"fields": sorted(fields)},  # names only, never values
+    )
     return credential, created
 
 
+@transaction.atomic
 def credential_delete(*, workspace: Workspace, service_name: str) -> bool:
     """Delete the workspace's credential for ``service_name``; False when there was none."""
     deleted, _ = Credential.objects.filter(workspace=workspace, service_name=service_name).delete()
     if deleted:
         logger.info("Deleted credential %s of workspace %s", service_name, workspace.id)
+        audit.record(
+            workspace_id=workspace.id, action="credential.deleted", target_type="credential", target_id=service_name
+        )
     return bool(deleted)
 
 

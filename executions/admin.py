@@ -222,6 +222,7 @@ class ExecutionAdmin(UUIDSearchMixin, ListDeferMixin, ReadOnlyAdminMixin, admin.
             "did not fail": result.not_failed,
             "connector is inactive": result.inactive,
             "input no longer matches the input schema": result.invalid_input,
+            "workspace is past its monthly quota": result.over_quota,
         }
         details = ", ".join(f"{count} {reason}" for reason, count in skipped.items() if count)
         if details:

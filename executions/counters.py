@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from connectors.models import Connector
+from executions import histogram
 from executions.models import ConnectorDailyStats, Status
 
 
@@ -29,6 +30,7 @@ def count(connector_id: UUID, workspace_id: UUID, status: str, duration_ms: int 
     )
     if not (succeeded or failed):
         return
+    histogram.add(connector_id=connector_id, workspace_id=workspace_id, duration_ms=duration_ms)  # p95 of /stats
     day = now.date()
     if connection.vendor == "postgresql":
         _add_to_daily_rollup(connector_id, workspace_id, day, succeeded, failed, duration_ms or 0)
@@ -93,6 +95,11 @@ def counted_with(
                 last_executed_at = %s
             FROM finished WHERE connectors_connector.id = finished.connector_id
         ),
+        bucketed AS (
+            INSERT INTO executions_connectordurationbucket (connector_id, workspace_id, bucket_ms, count)
+            SELECT connector_id, workspace_id, %s, 1 FROM finished WHERE %s
+            ON CONFLICT (connector_id, bucket_ms) DO UPDATE SET count = executions_connectordurationbucket.count + 1
+        ),
         rolled AS (
             INSERT INTO executions_connectordailystats
                 (connector_id, workspace_id, date, succeeded, failed, total_duration_ms)
@@ -104,5 +111,7 @@ def counted_with(
         )
         SELECT count(*) FROM finished
     """  # noqa: S608 - `finishing` is the caller's SQL text; every value is a parameter
-    counting = [succeeded, failed, now, now.date(), succeeded, failed, duration_ms or 0, bool(succeeded or failed)]
+    timed = duration_ms is not None and bool(succeeded or failed)  # the histogram behind /stats' p95
+    counting = [succeeded, failed, now, histogram.bucket_of(duration_ms or 0), timed]
+    counting += [now.date(), succeeded, failed, duration_ms or 0, bool(succeeded or failed)]
     return sql, [*params, *counting]

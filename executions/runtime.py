@@ -30,6 +30,7 @@ from executions import lifecycle, sealing
 from executions.heartbeat import heartbeats
 from executions.models import STEP_API_FIELDS, Execution, Status
 from executions.step_http import StepHttp
+from monitoring import lifecycle as monitoring
 
 logger = logging.getLogger(__name__)
 
@@ -95,24 +96,25 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
     step_http = StepHttp.for_execution(execution, provider, get_runner())  # OAuth2, rate budget, step stats
     deadline = _deadline(execution.started_at, execution.definition["max_duration_seconds"])
     heartbeats.add(execution, until=deadline + HEARTBEAT_GRACE_SECONDS)
-    try:
-        with redaction_scope(redactor):
-            _advance(execution, redactor, provider, on_step, deadline, step_http)
-    except lifecycle.LostClaim:
-        logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
-    except SoftTimeLimitExceeded:
-        _fail(execution, "The execution ran out of time (max_duration_seconds).")
-    except DATABASE_ERRORS:
-        logger.warning("Execution %s lost the database; handing it back to the queue", execution.id)
-        if not _release_quietly(execution):
-            raise
-    except Exception:
-        logger.exception("Execution %s stopped by an unexpected error", execution.id)
-        _fail(execution, "The execution stopped because of an internal error.")
-    finally:
-        heartbeats.discard(execution)
-        step_http.flush(execution)
-        _mark_used_quietly(provider.vault)
+    with monitoring.execution_scope(execution):  # log ids, start line, HTTP requests into the usage
+        try:
+            with redaction_scope(redactor):
+                _advance(execution, redactor, provider, on_step, deadline, step_http)
+        except lifecycle.LostClaim:
+            logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
+        except SoftTimeLimitExceeded:
+            _fail(execution, "The execution ran out of time (max_duration_seconds).")
+        except DATABASE_ERRORS:
+            logger.warning("Execution %s lost the database; handing it back to the queue", execution.id)
+            if not _release_quietly(execution):
+                raise
+        except Exception:
+            logger.exception("Execution %s stopped by an unexpected error", execution.id)
+            _fail(execution, "The execution stopped because of an internal error.")
+        finally:
+            heartbeats.discard(execution)
+            step_http.flush(execution)
+            _mark_used_quietly(provider.vault)
     if reload:
         execution.refresh_from_db()
     return execution
@@ -136,6 +138,7 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
 
     def checkpoint(record: StepRecord) -> None:
         running[0] = _patiently(lifecycle.checkpoint_step, execution, record)
+        monitoring.step_recorded(record)
         records.append(record)
         if on_step is not None:
             on_step(record)

@@ -19,6 +19,7 @@ from contacts.models import Contact
 from core.exceptions import Conflict, DomainError, InvalidInput, Unprocessable
 from executions import counters, dispatch, events, lifecycle
 from executions.models import FINISHED_STATUSES, Execution, Status
+from usage.services import QuotaExceeded, reserve_executions
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_INPUT_BYTES = 256 * 1024  # execute input, as JSON: it is stored with the execution and rendered into steps
@@ -56,7 +57,9 @@ def execution_create(
     enqueue: bool = True,
 ) -> Execution:
     """A queued execution of the connector's current definition, enqueued once the transaction commits
-    (unless `enqueue` is False: the caller runs it in this process)."""
+    (unless `enqueue` is False: the caller runs it in this process). Raises QuotaExceeded (429) when the
+    workspace has used its executions for the month."""
+    reserve_executions(workspace_id=connector.workspace_id, count=1)  # the monthly quota, counted at constant cost
     execution = Execution.objects.create(
         workspace_id=connector.workspace_id,
         connector=connector,
@@ -168,6 +171,7 @@ class RerunResult:
     not_failed: int
     inactive: int
     invalid_input: int
+    over_quota: int = 0
 
 
 def executions_rerun_failed(*, queryset: QuerySet[Execution]) -> RerunResult:
@@ -175,11 +179,12 @@ def executions_rerun_failed(*, queryset: QuerySet[Execution]) -> RerunResult:
     execution in `queryset`.
 
     Skipped, and counted in the result: executions that did not fail, those whose connector is now inactive
-    (the API would refuse to run it too), and those whose input no longer satisfies the connector's current
-    input_schema. Each new execution is enqueued when its own transaction commits.
+    (the API would refuse to run it too), those whose input no longer satisfies the connector's current
+    input_schema, and those past their workspace's monthly quota. Each new execution is enqueued when its own
+    transaction commits.
     """
     created: list[Execution] = []
-    not_failed = inactive = invalid_input = 0
+    not_failed = inactive = invalid_input = over_quota = 0
     # Re-read the rows: the caller's queryset may defer the columns needed here (the admin's list does).
     selected = Execution.objects.filter(pk__in=queryset.order_by().values("pk"))
     for execution in selected.select_related("connector", "contact").defer("definition", "output").iterator():
@@ -195,9 +200,18 @@ def executions_rerun_failed(*, queryset: QuerySet[Execution]) -> RerunResult:
         except DomainError:
             invalid_input += 1
             continue
-        created.append(
-            execution_create(
-                connector=connector, input=execution.input, contact=execution.contact, triggered_by="admin"
+        try:
+            created.append(
+                execution_create(
+                    connector=connector, input=execution.input, contact=execution.contact, triggered_by="admin"
+                )
             )
-        )
-    return RerunResult(created=created, not_failed=not_failed, inactive=inactive, invalid_input=invalid_input)
+        except QuotaExceeded:
+            over_quota += 1
+    return RerunResult(
+        created=created,
+        not_failed=not_failed,
+        inactive=inactive,
+        invalid_input=invalid_input,
+        over_quota=over_quota,
+    )

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from connectors.engine.exchange import RequestEvent
 from executions.models import StepDailyStats
+from monitoring import lifecycle as monitoring
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class StepStatsCollector:
         self._steps: defaultdict[str, _StepCounts] = defaultdict(_StepCounts)
 
     def __call__(self, event: RequestEvent) -> None:
+        monitoring.request_sent(event.status_code)  # metrics and the workspace's monthly usage
         counts = self._steps[event.step]
         counts.requests += 1
         counts.retries += event.retry

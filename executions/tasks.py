@@ -1,12 +1,16 @@
 """Celery tasks: thin wrappers that take ids and call one service."""
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_shutting_down
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from executions import lifecycle, runtime
+from executions import lifecycle, retention, runtime
 from executions.runtime import process_execution
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -39,3 +43,14 @@ def _stop_runs_before_their_next_step(**kwargs) -> None:
     """Warm shutdown: executions in this worker process finish the step in flight, checkpoint it and go back
     to the queue (thread and solo pools; prefork children finish their executions, bounded by time limits)."""
     runtime.request_shutdown()
+
+
+@shared_task(ignore_result=True)
+def prune_old_executions() -> int:
+    """Daily under beat: applies EXECUTION_RETENTION_DAYS (0 keeps everything)."""
+    days = settings.EXECUTION_RETENTION_DAYS
+    if days == 0:
+        return 0
+    deleted = retention.prune_finished(older_than_days=days)
+    logger.info("Retention: deleted %s execution(s) older than %s day(s)", deleted, days)
+    return deleted

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Avg, Count, F, QuerySet
 from django.utils import timezone
 
+from audit import services as audit
 from connectors.models import Connector
 from connectors.selectors import missing_services
 from connectors.services import connector_create, connector_replace_definition, revalidated
@@ -158,6 +159,13 @@ def template_install(
         created_by=user,
     )
     ConnectorTemplate.objects.filter(pk=template.pk).update(install_count=F("install_count") + 1)
+    audit.record(
+        workspace_id=workspace.pk,
+        action="template.installed",
+        target=template,
+        target_type="template",
+        details={"connector_id": str(connector.pk)},
+    )
     return connector, missing_credentials(template=template, workspace=workspace)
 
 

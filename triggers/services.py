@@ -6,6 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit import services as audit
 from connectors.models import Connector
 from core.exceptions import InvalidInput
 from credentials import signing_secrets
@@ -66,6 +67,7 @@ def trigger_create(*, connector: Connector, data: dict[str, Any]) -> tuple[Trigg
         for name, value in _schedule_fields(data["cron"], data.get("timezone", "UTC")).items():
             setattr(trigger, name, value)
     trigger.save()
+    audit.record(workspace_id=trigger.workspace_id, action="trigger.created", target=trigger, details={"type": kind})
     return trigger, secret
 
 
@@ -81,9 +83,13 @@ def trigger_update(*, trigger: Trigger, data: dict[str, Any]) -> Trigger:
     for name, value in changes.items():
         setattr(trigger, name, value)
     trigger.save(update_fields=[*changes, "updated_at"])
+    audit.record(
+        workspace_id=trigger.workspace_id, action="trigger.updated", target=trigger, details={"fields": sorted(changes)}
+    )
     return trigger
 
 
 @transaction.atomic
 def trigger_delete(*, trigger: Trigger) -> None:
+    audit.record(workspace_id=trigger.workspace_id, action="trigger.deleted", target=trigger)
     trigger.delete()

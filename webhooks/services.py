@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework.utils.encoders import JSONEncoder
 
+from audit import services as audit
 from connectors.models import Connector
 from core.exceptions import InvalidInput
 from credentials import signing_secrets
@@ -35,6 +36,9 @@ def endpoint_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Webh
     secret = signing_secrets.new_signing_secret()
     endpoint.secret = signing_secrets.seal(secret, owner_kind="webhook-endpoint", owner_id=endpoint.id)
     endpoint.save()
+    audit.record(
+        workspace_id=workspace.pk, action="webhook_endpoint.created", target=endpoint, target_type="webhook_endpoint"
+    )
     return endpoint, secret
 
 
@@ -44,11 +48,24 @@ def endpoint_update(*, endpoint: WebhookEndpoint, data: dict[str, Any]) -> Webho
     for name, value in data.items():
         setattr(endpoint, name, value)
     endpoint.save(update_fields=[*data, "updated_at"])
+    audit.record(
+        workspace_id=endpoint.workspace_id,
+        action="webhook_endpoint.updated",
+        target=endpoint,
+        target_type="webhook_endpoint",
+        details={"fields": sorted(data)},
+    )
     return endpoint
 
 
 @transaction.atomic
 def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    audit.record(
+        workspace_id=endpoint.workspace_id,
+        action="webhook_endpoint.deleted",
+        target=endpoint,
+        target_type="webhook_endpoint",
+    )
     endpoint.delete()
 
 

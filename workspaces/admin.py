@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from core.admin_tools import ReadOnlyAdminMixin, UUIDSearchMixin, admin_link, changelist_link
+from usage import admin as usage_admin
+from workspaces import services
 from workspaces.api_keys import api_key_revoke
 from workspaces.models import ApiKey, Membership, Role, User, Workspace
 from workspaces.selectors import users_with_workspace_count, workspaces_with_activity
@@ -46,8 +48,31 @@ def _ownership_changes(forms_and_deleted) -> tuple[dict, dict]:
     return leaving, arriving
 
 
+def staff_save_membership(instance: Membership) -> Membership:
+    """Saves a membership edited by staff through the workspaces services (so it is audited); a membership
+    moved to another user or workspace is removed there and added here."""
+    stored = Membership.objects.filter(pk=instance.pk).first() if instance.pk else None
+    if stored is not None and (stored.workspace_id, stored.user_id) != (instance.workspace_id, instance.user_id):
+        services.member_delete(membership=stored)
+    change = services.member_set(
+        workspace=instance.workspace, user=instance.user, role=instance.role, keep_an_owner=False
+    )
+    return change.membership
+
+
 class LastOwnerGuardFormSet(forms.BaseInlineFormSet):
-    """Refuses a save that removes or demotes the last owner of a workspace."""
+    """Refuses a save that removes or demotes the last owner of a workspace; saves through the services."""
+
+    def save_new(self, form, commit=True):
+        setattr(form.instance, self.fk.name, self.instance)
+        return staff_save_membership(form.instance)
+
+    def save_existing(self, form, obj, commit=True):
+        return staff_save_membership(form.instance)
+
+    def delete_existing(self, obj, commit=True):
+        if commit:
+            services.member_delete(membership=obj)
 
     def clean(self):
         super().clean()
@@ -169,7 +194,7 @@ class WorkspaceAdmin(UUIDSearchMixin, admin.ModelAdmin):
     ]
     date_hierarchy = "created_at"
     ordering = ["name", "created_at"]
-    inlines = [WorkspaceMembershipInline]
+    inlines = [WorkspaceMembershipInline, *usage_admin.WORKSPACE_INLINES]
 
     def get_queryset(self, request):
         return workspaces_with_activity()
@@ -207,6 +232,17 @@ class MembershipAdmin(admin.ModelAdmin):
     list_select_related = ["user", "workspace"]
     raw_id_fields = ["user", "workspace"]
     ordering = ["-created_at", "-id"]
+
+    def save_model(self, request, obj, form, change):
+        saved = staff_save_membership(obj)
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.member_delete(membership=obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            services.member_delete(membership=membership)
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

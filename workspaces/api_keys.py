@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit import services as audit
 from core.exceptions import InvalidInput
 from workspaces.models import ApiKey, User, Workspace
 
@@ -56,13 +57,25 @@ def api_key_create(
         prefix=plaintext[:DISPLAY_PREFIX_LENGTH],
         key_hash=key_hash(plaintext),
     )
+    details = {"name": name, "role": role, "prefix": api_key.prefix}
+    audit.record(
+        workspace_id=workspace.pk, action="api_key.created", target=api_key, target_type="api_key", details=details
+    )
     return api_key, plaintext
 
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey) -> None:
     """Stops the key at once; it disappears from the workspace's list."""
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        details = {"prefix": api_key.prefix}
+        audit.record(
+            workspace_id=api_key.workspace_id,
+            action="api_key.deleted",
+            target=api_key,
+            target_type="api_key",
+            details=details,
+        )
 
 
 def api_key_authenticate(plaintext: str) -> ApiKey | None:

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from audit import services as audit
 from core.exceptions import DomainError, InvalidInput
 from workspaces.models import Membership, Role, User, Workspace
 from workspaces.tokens import revoke_access_tokens
@@ -83,6 +84,7 @@ def member_add(*, actor: Membership, email: str, role: str) -> MembershipChange:
     if existing is not None:
         return MembershipChange(member_change_role(actor=actor, membership=existing, role=role), created=False)
     membership = Membership.objects.create(workspace=actor.workspace, user=user, role=role)
+    _audit_member(membership, "member.added")
     return MembershipChange(membership, created=True)
 
 
@@ -95,8 +97,10 @@ def member_change_role(*, actor: Membership, membership: Membership, role: str) 
         owners = _lock_owners(membership.workspace)
         if len(owners) <= 1:
             raise InvalidInput("The last owner cannot be demoted; make someone else owner first.", field="role")
-    membership.role = role
-    membership.save(update_fields=["role"])
+    if membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+        _audit_member(membership, "member.updated")
     return membership
 
 
@@ -108,6 +112,45 @@ def member_remove(*, actor: Membership, membership: Membership) -> None:
             raise PermissionDeniedError("Only an owner can remove an owner.")
         if len(_lock_owners(membership.workspace)) <= 1:
             raise InvalidInput("The last owner cannot be removed; make someone else owner first.")
+    _audit_member(membership, "member.removed")
+    membership.delete()
+
+
+def _audit_member(membership: Membership, action: str) -> None:
+    """Members are named by their user id (the id the members API uses), with the role as it is now."""
+    audit.record(
+        workspace_id=membership.workspace_id,
+        action=action,
+        target_type="member",
+        target_id=membership.user_id,
+        details={"role": membership.role},
+    )
+
+
+@transaction.atomic
+def member_set(*, workspace: Workspace, user: User, role: str, keep_an_owner: bool = True) -> MembershipChange:
+    """Makes `user` a member of `workspace` with `role`, for staff (the admin) and operators (add_member):
+    no actor's role rules, but the last owner is not demoted (InvalidInput) unless `keep_an_owner` is False
+    (the admin's forms check a whole set of membership changes at once, before saving them one by one)."""
+    existing = Membership.objects.select_for_update().filter(workspace=workspace, user=user).first()
+    if existing is None:
+        membership = Membership.objects.create(workspace=workspace, user=user, role=role)
+        _audit_member(membership, "member.added")
+        return MembershipChange(membership, created=True)
+    demoting = existing.role == Role.OWNER and role != Role.OWNER
+    if keep_an_owner and demoting and len(_lock_owners(workspace)) <= 1:
+        raise InvalidInput(f"{user.email} is the last owner of {workspace.name}; make someone else owner first.")
+    if existing.role != role:
+        existing.role = role
+        existing.save(update_fields=["role"])
+        _audit_member(existing, "member.updated")
+    return MembershipChange(existing, created=False)
+
+
+@transaction.atomic
+def member_delete(*, membership: Membership) -> None:
+    """Removes a membership for staff (the admin checks the last-owner rule in its forms)."""
+    _audit_member(membership, "member.removed")
     membership.delete()
 
 

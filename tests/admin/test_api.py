@@ -307,6 +307,7 @@ def test_admin_api_is_in_the_openapi_schema(staff_api):
     assert {path.rstrip("/") for path in paths if path.startswith("/api/v1/admin/")} == {
         "/api/v1/admin/stats",
         "/api/v1/admin/workspaces",
+        "/api/v1/admin/workspaces/{workspace_id}",
         "/api/v1/admin/executions/recent",
         "/api/v1/admin/templates/{template_id}/feature",
         "/api/v1/admin/templates/{template_id}/official",

@@ -15,6 +15,15 @@ def workspace_form(workspace, memberships, *, delete=(), roles=None) -> dict:
         "memberships-INITIAL_FORMS": str(len(memberships)),
         "memberships-MIN_NUM_FORMS": "0",
         "memberships-MAX_NUM_FORMS": "1000",
+        # The quota and usage inlines, left empty.
+        "quota-TOTAL_FORMS": "0",
+        "quota-INITIAL_FORMS": "0",
+        "quota-MIN_NUM_FORMS": "0",
+        "quota-MAX_NUM_FORMS": "1",
+        "monthly_usage-TOTAL_FORMS": "0",
+        "monthly_usage-INITIAL_FORMS": "0",
+        "monthly_usage-MIN_NUM_FORMS": "0",
+        "monthly_usage-MAX_NUM_FORMS": "0",
     }
     for index, membership in enumerate(memberships):
         prefix = f"memberships-{index}-"

@@ -7,6 +7,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from alerts.services import alert_settings_update
 from batches.models import Batch
 from contacts.models import Contact
 from credentials.models import Credential
@@ -16,6 +17,7 @@ from templates_market.models import ConnectorTemplate, TemplateRating
 from tests.admin.builders import make_daily, make_execution, make_step
 from tests.factories import PASSWORD, ConnectorFactory, ContactFactory
 from triggers.services import trigger_create
+from usage.services import quota_set, reserve_executions
 from webhooks.services import endpoint_create, endpoint_send_test
 from workspaces.api_keys import api_key_create
 
@@ -37,6 +39,9 @@ def one_of_everything(acme, alice, bob, acme_connector, staff):
     TemplateRating.objects.create(template=template, user=alice, rating=4, review="Works well")
     Group.objects.create(name="Support")
     RefreshToken.for_user(alice).blacklist()
+    reserve_executions(workspace_id=acme.pk, count=3)
+    quota_set(workspace=acme, executions_per_month=100)  # also writes an audit entry
+    alert_settings_update(workspace=acme, emails=["ops@acme.test"], on_failure=True, min_interval_minutes=60)
     return integration_secrets(acme, acme_connector, execution)
 
 
@@ -82,8 +87,8 @@ def test_every_admin_page_renders_for_staff(staff_client, staff):
 
     statuses = {url: staff_client.get(url).status_code for url in pages}
 
-    assert len(admin.site._registry) == 19
-    assert len(pages) == 2 + 19 * 2 + 7
+    assert len(admin.site._registry) == 23  # with audit entries, monthly usage, alert settings (read-only)
+    assert len(pages) == 2 + 23 * 2 + 7
     assert statuses == dict.fromkeys(pages, 200)
 
 

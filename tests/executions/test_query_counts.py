@@ -37,18 +37,21 @@ def run_queries(connector) -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
 
-def test_a_one_step_run_takes_seven_queries(chain):
+def test_a_one_step_run_takes_eight_queries(chain):
     # The claim (one function call, no transaction of its own); the step's checkpoint (one statement); the
-    # finish: BEGIN, one statement for the status, the counters and the daily rollup, the workspace's active
-    # webhook endpoints (executions.events), COMMIT; then one upsert of the per-step statistics. Nothing reads
-    # the steps of a first run, or credentials it does not use.
+    # finish: BEGIN, one statement for the status, the counters, the daily rollup and the duration histogram,
+    # the workspace's active webhook endpoints (executions.events), the month's usage (the HTTP requests the
+    # run sent), COMMIT; then one upsert of the per-step statistics. Nothing reads the steps of a first run,
+    # or credentials it does not use.
     statements = run_queries(chain(1))
 
-    assert len(statements) == 7
+    assert len(statements) == 8
     assert statements[0].startswith("SELECT * FROM executions_claim(")
     assert "INSERT INTO executions_executionstep" in statements[1]
     finish = next(sql for sql in statements if "UPDATE connectors_connector" in sql)
     assert "INSERT INTO executions_connectordailystats" in finish
+    assert "INSERT INTO executions_connectordurationbucket" in finish
+    assert sum("INSERT INTO usage_monthlyusage" in sql for sql in statements) == 1
     assert "INSERT INTO executions_stepdailystats" in statements[-1]
 
 
@@ -66,13 +69,14 @@ def test_each_further_step_costs_one_statement(chain):
     assert len(checkpoints) == 5
 
 
-def test_execute_api_takes_at_most_six_queries(alice_api, chain, django_assert_max_num_queries):
+def test_execute_api_takes_at_most_seven_queries(alice_api, chain, django_assert_max_num_queries):
     connector = chain(1)
     execute(alice_api, connector)  # warm: the row-level security check runs once per process
 
-    # The user, the membership, entering the workspace context, the connector, the INSERT, and leaving the
-    # context (in production: BEGIN ... COMMIT around the same, 7). Nothing reads the new execution back.
-    with django_assert_max_num_queries(6):
+    # The user, the membership, entering the workspace context, the connector, the month's usage (the quota
+    # check and count, one upsert), the INSERT, and leaving the context (in production: BEGIN ... COMMIT
+    # around the same, 8). Nothing reads the new execution back.
+    with django_assert_max_num_queries(7):
         response = execute(alice_api, connector)
 
     assert response.status_code == 202

@@ -15,16 +15,26 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from alerts.models import AlertSettings
+from audit.models import AuditEntry
 from batches.models import Batch
 from connectors.models import Connector, ConnectorVersion
 from contacts.models import Contact
 from core import rls
 from credentials.models import Credential
 from credentials.services import credential_upsert
-from executions.models import ConnectorDailyStats, Execution, ExecutionStep, StepDailyStats
+from executions.models import (
+    ConnectorDailyStats,
+    ConnectorDurationBucket,
+    Execution,
+    ExecutionStep,
+    StepDailyStats,
+)
 from tests.factories import ConnectorFactory, ContactFactory
 from triggers.models import Trigger
 from triggers.services import trigger_create
+from usage.models import MonthlyUsage, WorkspaceQuota
+from usage.services import reserve_executions
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import endpoint_create, endpoint_send_test
 from workspaces.api_keys import api_key_create
@@ -41,6 +51,10 @@ LATER_MIGRATIONS = [
     importlib.import_module("connectors.migrations.0005_version_history"),
     importlib.import_module("executions.migrations.0003_step_daily_stats"),
     importlib.import_module("core.migrations.0002_rls_integrations"),
+    importlib.import_module("executions.migrations.0006_duration_histogram"),
+    importlib.import_module("usage.migrations.0001_initial"),
+    importlib.import_module("audit.migrations.0001_initial"),
+    importlib.import_module("alerts.migrations.0001_initial"),
 ]
 
 SCOPED_MODELS = [
@@ -59,6 +73,11 @@ SCOPED_MODELS = [
     WebhookEndpoint,
     WebhookDelivery,
     Batch,
+    ConnectorDurationBucket,
+    MonthlyUsage,
+    WorkspaceQuota,
+    AuditEntry,
+    AlertSettings,
 ]
 
 
@@ -99,6 +118,15 @@ def workspace_rows(workspace, name: str) -> None:
     StepDailyStats.objects.create(connector=connector, workspace=workspace, date=today, step_name="fetch")
     credential_upsert(workspace=workspace, service_name="svc", fields={"key": f"{name}-secret"})
     integration_rows(workspace)
+    # + an audit entry from credential_upsert
+    ConnectorDurationBucket.objects.create(connector=connector, workspace=workspace, bucket_ms=100, count=1)
+    reserve_executions(workspace_id=workspace.id, count=1)
+    WorkspaceQuota.objects.create(workspace=workspace, executions_per_month=10)
+    AlertSettings.objects.create(workspace=workspace, emails=["ops@example.com"])
+    # The writes above each left an audit entry: keep one, like every other kind (entries may be deleted, never
+    # changed).
+    first = AuditEntry.objects.filter(workspace=workspace).order_by("id").first()
+    AuditEntry.objects.filter(workspace=workspace).exclude(pk=first.pk).delete()
     assert contact.workspace_id == workspace.id
 
 
@@ -134,7 +162,7 @@ def _scoped_tables() -> set[str]:
             parents = [
                 f.related_model
                 for f in model._meta.get_fields()
-                if f.many_to_one and f.concrete and not f.null and f.related_model in scoped
+                if (f.many_to_one or f.one_to_one) and f.concrete and not f.null and f.related_model in scoped
             ]
             if parents:
                 scoped.add(model)

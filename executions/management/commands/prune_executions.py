@@ -1,12 +1,8 @@
-from datetime import timedelta
-
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 from tqdm import tqdm
 
 from executions.models import FINISHED_STATUSES, Execution
-
-BATCH_SIZE = 1000
+from executions.retention import BATCH_SIZE, cutoff_for, prune_finished
 
 
 class Command(BaseCommand):
@@ -19,16 +15,8 @@ class Command(BaseCommand):
     def handle(self, *args, older_than: int, batch_size: int, **options):
         if older_than < 0:
             raise CommandError("--older-than must be 0 or more days.")
-        cutoff = timezone.now() - timedelta(days=older_than)
-        old = Execution.objects.filter(created_at__lt=cutoff, status__in=FINISHED_STATUSES)
-        total = old.count()
-        deleted = 0
+        cutoff = cutoff_for(older_than)
+        total = Execution.objects.filter(created_at__lt=cutoff, status__in=FINISHED_STATUSES).count()
         with tqdm(total=total, unit="execution", disable=not self.stdout.isatty() or None) as bar:
-            while True:
-                ids = list(old.values_list("id", flat=True)[: max(1, batch_size)])
-                if not ids:
-                    break
-                Execution.objects.filter(id__in=ids, status__in=FINISHED_STATUSES).delete()
-                deleted += len(ids)
-                bar.update(len(ids))
+            deleted = prune_finished(older_than_days=older_than, batch_size=batch_size, now=None, progress=bar.update)
         self.stdout.write(f"Deleted {deleted} execution(s) created before {cutoff:%Y-%m-%d %H:%M} UTC.")

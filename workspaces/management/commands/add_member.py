@@ -3,7 +3,9 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from workspaces.models import Membership, Role, User, Workspace
+from core.exceptions import InvalidInput
+from workspaces.models import Role, User, Workspace
+from workspaces.services import member_set
 
 
 class Command(BaseCommand):
@@ -31,15 +33,10 @@ class Command(BaseCommand):
                 raise CommandError(f"No user with email {email}. Pass --password to create them.")
             user = User.objects.create_user(email=email.strip(), password=password)
             self.stdout.write(f"Created user {user.email}.")
-        existing = Membership.objects.select_for_update().filter(workspace=workspace, user=user).first()
-        if existing is not None and existing.role == Role.OWNER and role != Role.OWNER:
-            owners = Membership.objects.select_for_update().filter(workspace=workspace, role=Role.OWNER)
-            if len(owners) <= 1:
-                raise CommandError(
-                    f"{user.email} is the last owner of {workspace.name}; make someone else owner first."
-                )
-        membership, created = Membership.objects.update_or_create(
-            workspace=workspace, user=user, defaults={"role": role}
-        )
+        try:
+            change = member_set(workspace=workspace, user=user, role=role)
+        except InvalidInput as error:
+            raise CommandError(error.message) from None
+        membership, created = change.membership, change.created
         verb = "Added" if created else "Updated"
         self.stdout.write(f"{verb} {user.email} as {membership.role} of {workspace.name} ({workspace.id}).")

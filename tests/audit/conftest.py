@@ -1,0 +1,3 @@
+from tests.admin.conftest import staff_client  # noqa: F401
+from tests.executions.conftest import loopback_allowed  # noqa: F401 - steps may call the local servers
+from tests.local_server import local_server  # noqa: F401

@@ -1,0 +1,35 @@
+from django.db import models
+
+from workspaces.models import Workspace
+
+
+class WorkspaceQuota(models.Model):
+    """What a workspace may use per calendar month (UTC); no row, or a null limit, means unlimited. Set by
+    staff in the admin or with PATCH /api/v1/admin/workspaces/{id}."""
+
+    workspace = models.OneToOneField(Workspace, primary_key=True, on_delete=models.CASCADE, related_name="quota")
+    executions_per_month = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Executions that may start per calendar month (UTC); empty: unlimited."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}: {self.executions_per_month if self.executions_per_month is not None else '∞'}"
+
+
+class MonthlyUsage(models.Model):
+    """One row per workspace and month, moved only by single-statement increments (usage.services), so it
+    costs the same whatever the workspace has run."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="monthly_usage")
+    month = models.DateField(help_text="The first day of the month (UTC).")
+    executions = models.BigIntegerField(default=0, help_text="Executions started.")
+    http_requests = models.BigIntegerField(default=0, help_text="HTTP requests sent by steps.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "month"], name="unique_workspace_month")]
+        ordering = ["-month", "workspace"]
+        verbose_name_plural = "monthly usage"
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} {self.month:%Y-%m}: {self.executions} executions"

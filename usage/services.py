@@ -1,0 +1,112 @@
+"""Usage counting and the monthly execution quota.
+
+`reserve_executions` is the one gate every way of starting executions passes (it is called where an
+execution row is created): a single INSERT ... ON CONFLICT DO UPDATE on the workspace's row for the month,
+which adds the executions only if the total stays within the quota. PostgreSQL re-checks that condition on
+the row as it is after any concurrent increment (the row is locked until the caller's transaction ends), so
+concurrent requests can never push usage past the quota, and a refused request changes nothing. The cost is
+one statement per execute, however large the workspace.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+
+from audit.services import record
+from core.exceptions import DomainError
+from monitoring.metrics import EXECUTIONS_STARTED, QUOTA_REFUSALS
+from usage.models import MonthlyUsage, WorkspaceQuota
+from usage.months import month_of, seconds_to_next_month
+from workspaces.models import Workspace
+
+
+class QuotaExceeded(DomainError):
+    """429 quota_exceeded; `retry_after` is the number of seconds until the next month starts (UTC)."""
+
+    status_code = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+_QUOTA_ALLOWS = """
+    NOT EXISTS (SELECT 1 FROM usage_workspacequota q WHERE q.workspace_id = {workspace}
+                AND q.executions_per_month IS NOT NULL AND {total} > q.executions_per_month)
+"""
+_RESERVE_SQL = f"""
+    INSERT INTO usage_monthlyusage (workspace_id, month, executions, http_requests)
+    SELECT %s, %s, %s, 0 WHERE {_QUOTA_ALLOWS.format(workspace="%s", total="%s")}
+    ON CONFLICT (workspace_id, month) DO UPDATE SET executions = usage_monthlyusage.executions + EXCLUDED.executions
+    WHERE {
+    _QUOTA_ALLOWS.format(
+        workspace="usage_monthlyusage.workspace_id", total="usage_monthlyusage.executions + EXCLUDED.executions"
+    )
+}
+    RETURNING executions
+"""
+_ADD_REQUESTS_SQL = """
+    INSERT INTO usage_monthlyusage (workspace_id, month, executions, http_requests) VALUES (%s, %s, 0, %s)
+    ON CONFLICT (workspace_id, month) DO UPDATE
+    SET http_requests = usage_monthlyusage.http_requests + EXCLUDED.http_requests
+"""
+
+
+def _db_workspace_id(workspace_id: Any) -> Any:
+    return MonthlyUsage._meta.get_field("workspace").target_field.get_db_prep_value(workspace_id, connection)
+
+
+def reserve_executions(*, workspace_id: Any, count: int = 1, now: datetime | None = None) -> int:
+    """Counts `count` executions about to start in the workspace this month; returns the month's new total.
+
+    Raises QuotaExceeded, counting nothing, when that would pass the workspace's executions_per_month (a
+    batch is thus refused whole). Call it inside the transaction that creates the executions: if that
+    transaction rolls back, so does the count.
+    """
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    moment = now
+    month = month_of(moment)
+    ws = _db_workspace_id(workspace_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_RESERVE_SQL, [ws, month, count, ws, count])
+        row = cursor.fetchone()
+    if row is None:
+        QUOTA_REFUSALS.inc()
+        raise QuotaExceeded(
+            "The workspace has used its executions for this month (executions_per_month); "
+            "ask for a higher quota or wait for the next month.",
+            retry_after=seconds_to_next_month(moment),
+        )
+    EXECUTIONS_STARTED.inc(count)  # in memory; a start whose transaction rolls back (rare) stays counted
+    return int(row[0])
+
+
+def add_http_requests(*, workspace_id: Any, count: int, now: datetime | None = None) -> None:
+    """Adds `count` HTTP requests sent by steps to the workspace's usage of the month (one statement)."""
+    if count <= 0:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_ADD_REQUESTS_SQL, [_db_workspace_id(workspace_id), month_of(now), count])
+
+
+@transaction.atomic
+def quota_set(*, workspace: Workspace, executions_per_month: int | None) -> WorkspaceQuota:
+    """Sets (or, with None, lifts) the workspace's monthly execution quota. Usage already counted stays: a
+    quota below it stops new executions until the next month."""
+    if executions_per_month is not None and (isinstance(executions_per_month, bool) or executions_per_month < 0):
+        raise DomainError("executions_per_month must be a non-negative integer or null.")
+    quota, _ = WorkspaceQuota.objects.select_for_update().get_or_create(workspace=workspace)
+    if quota.executions_per_month != executions_per_month:
+        previous = quota.executions_per_month
+        quota.executions_per_month = executions_per_month
+        quota.save(update_fields=["executions_per_month", "updated_at"])
+        record(
+            workspace_id=workspace.pk,
+            action="quota.updated",
+            target=workspace,
+            details={"executions_per_month": [previous, executions_per_month]},
+        )
+    return quota
