@@ -117,6 +117,12 @@ def execution_request(
             existing = _idempotent_match(connector, idempotency_key, fingerprint)
             if existing is not None:
                 return existing, False
+        except QuotaExceeded:
+            # A replay starts nothing, so the quota does not stop it: answer with the first execution.
+            existing = _idempotent_match(connector, idempotency_key, fingerprint)
+            if existing is None:
+                raise
+            return existing, False
     raise Conflict("Could not settle the idempotency key; retry the request.")
 
 

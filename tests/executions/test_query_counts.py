@@ -87,8 +87,9 @@ def test_execute_with_a_new_idempotency_key_reads_no_execution(alice_api, chain,
     connector = chain(1)
     execute(alice_api, connector)
 
-    # As without a key, plus the savepoint around the INSERT (its unique constraint settles a taken key).
-    with django_assert_max_num_queries(8), CaptureQueriesContext(connection) as captured:
+    # As without a key (the quota upsert included), plus the savepoint around the INSERT (its unique
+    # constraint settles a taken key).
+    with django_assert_max_num_queries(9), CaptureQueriesContext(connection) as captured:
         response = execute(alice_api, connector, HTTP_IDEMPOTENCY_KEY="a-new-key")
 
     assert response.status_code == 202
