@@ -234,6 +234,8 @@ SPECTACULAR_SETTINGS = {
         "StepStatusEnum": "executions.models.StepStatus",
         "MemberRoleEnum": "workspaces.models.Role",
         "ApiKeyRoleEnum": [("member", "Member"), ("admin", "Admin")],
+        "CredentialTypeEnum": "credentials.models.CredentialType",
+        "TriggerTypeEnum": "triggers.models.TriggerType",
     },
 }
 
