@@ -87,8 +87,8 @@ def test_every_admin_page_renders_for_staff(staff_client, staff):
 
     statuses = {url: staff_client.get(url).status_code for url in pages}
 
-    assert len(admin.site._registry) == 24  # with audit entries, monthly usage, alert settings (read-only)
-    assert len(pages) == 2 + 24 * 2 + 7
+    assert len(admin.site._registry) == 23  # with audit entries, monthly usage, alert settings (read-only)
+    assert len(pages) == 2 + 23 * 2 + 7
     assert statuses == dict.fromkeys(pages, 200)
 
 
