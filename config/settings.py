@@ -225,6 +225,8 @@ SPECTACULAR_SETTINGS = {
         "StepStatusEnum": "executions.models.StepStatus",
         "MemberRoleEnum": "workspaces.models.Role",
         "ApiKeyRoleEnum": [("member", "Member"), ("admin", "Admin")],
+        "TriggerTypeEnum": "triggers.models.TriggerType",
+        "CredentialTypeEnum": "credentials.models.CredentialType",
     },
 }
 
