@@ -96,7 +96,8 @@ def embedded_server(tmp_path_factory):
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = EmbeddedServer(f"http://127.0.0.1:{port}", env)
+    # bin/serve sets DJANGO_DEBUG itself; commands run beside it (as an operator would) need it too.
+    server = EmbeddedServer(f"http://127.0.0.1:{port}", {**env, "DJANGO_DEBUG": "true"})
     try:
         deadline = time.monotonic() + START_UP_SECONDS
         while True:

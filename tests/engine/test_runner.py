@@ -1007,7 +1007,10 @@ def test_refused_destination_fails_without_retry(runner):
     outcome = run()
 
     assert outcome.status == "failed"
-    assert run.step("s").error == "refused: 127.0.0.2 is a loopback address"
+    assert run.step("s").error == (
+        "refused: 127.0.0.2 is a loopback address"
+        "; if it is your own server, add 127.0.0.2:8080 to CONNECTORS_ALLOWED_PRIVATE_HOSTS"
+    )
     assert run.step("s").attempts == 1
 
 

@@ -242,6 +242,7 @@ def test_a_batch_is_validated_within_one_budget_for_all_its_items(alice_api, con
     from batches import services as batch_services
 
     monkeypatch.setattr(batch_services, "BATCH_VALIDATION_SECONDS", 0)
+    stored_behind_validation(connector, {"type": "object"})
     items = [{"input": {"n": n}} for n in range(3)]
 
     response = alice_api.post(f"/api/v1/connectors/{connector.id}/execute-batch", {"items": items}, format="json")
