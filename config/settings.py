@@ -232,6 +232,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExecutionStatusEnum": "executions.models.Status",
         "StepStatusEnum": "executions.models.StepStatus",
+        "CredentialTypeEnum": "credentials.models.CredentialType",
+        "TriggerTypeEnum": "triggers.models.TriggerType",
         "MemberRoleEnum": "workspaces.models.Role",
         "ApiKeyRoleEnum": [("member", "Member"), ("admin", "Admin")],
         "CredentialTypeEnum": "credentials.models.CredentialType",

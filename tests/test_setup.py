@@ -85,7 +85,7 @@ def embedded_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("embedded")
     env = clean_env(workdir / "db.sqlite3")
     port = free_port()
-    env.update(HOST="127.0.0.1", PORT=str(port))
+    env.update(HOST="127.0.0.1", PORT=str(port), DJANGO_DEBUG="true")  # as bin/serve sets it, for `manage` below
     log_path = workdir / "runserver.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
