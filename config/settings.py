@@ -236,8 +236,6 @@ SPECTACULAR_SETTINGS = {
         "TriggerTypeEnum": "triggers.models.TriggerType",
         "MemberRoleEnum": "workspaces.models.Role",
         "ApiKeyRoleEnum": [("member", "Member"), ("admin", "Admin")],
-        "CredentialTypeEnum": "credentials.models.CredentialType",
-        "TriggerTypeEnum": "triggers.models.TriggerType",
     },
 }
 
