@@ -320,8 +320,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "config.celery:LocalFolderScheduler"
 # The worker pool when `celery worker` is given no --pool: Celery's threads pool with its late acknowledgement
 # delivered at once (executions.worker_pool), so an execution in flight costs a thread, not a process; 200 of
-# them per worker process by default (docs/performance.md). CELERY_WORKER_POOL=prefork goes back to processes
-# (then set the concurrency yourself, e.g. --concurrency=8).
+# them per worker process by default (docs/performance.md). CELERY_WORKER_POOL=prefork (a pool name Celery
+# knows: its command line reads the same variable as --pool) goes back to processes; then set the
+# concurrency yourself, e.g. --concurrency=8.
 DEFAULT_WORKER_POOL = "executions.worker_pool:ThreadPool"
 CELERY_WORKER_POOL = env_str("CELERY_WORKER_POOL", DEFAULT_WORKER_POOL)
 if CELERY_WORKER_POOL == DEFAULT_WORKER_POOL:
