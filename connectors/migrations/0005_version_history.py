@@ -101,6 +101,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(record_current_versions, migrations.RunPython.noop, elidable=False),
+        # Policies and trigger first: ALTER TABLE is refused once inserted rows have pending (deferred FK) trigger
+        # events in the same transaction, which an existing database with connectors would have.
         migrations.RunPython(enable_rls_and_append_only, disable_rls_and_append_only, elidable=False),
+        migrations.RunPython(record_current_versions, migrations.RunPython.noop, elidable=False),
     ]
