@@ -82,8 +82,8 @@ def test_every_admin_page_renders_for_staff(staff_client, staff):
 
     statuses = {url: staff_client.get(url).status_code for url in pages}
 
-    assert len(admin.site._registry) == 19
-    assert len(pages) == 2 + 19 * 2 + 7
+    assert len(admin.site._registry) == 20
+    assert len(pages) == 2 + 20 * 2 + 7
     assert statuses == dict.fromkeys(pages, 200)
 
 
