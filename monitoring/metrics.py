@@ -41,6 +41,15 @@ API_LATENCY = Histogram(
 EXECUTIONS_STARTED = Counter("connectors_executions_started", "Executions accepted (queued), batches included.")
 QUOTA_REFUSALS = Counter("connectors_quota_refusals", "Execution starts refused by a workspace's monthly quota.")
 
+# Every label value exists from the first scrape on (at 0), so a fresh deployment already lists each family and
+# rate() has a starting point; in multiprocess mode a child only appears once some process has created it.
+for _status in ("succeeded", "failed", "cancelled"):
+    EXECUTIONS.labels(status=_status)
+for _status in ("succeeded", "failed", "skipped"):
+    STEP_DURATION.labels(status=_status)
+for _class in ("2xx", "3xx", "4xx", "5xx", "error"):
+    HTTP_REQUESTS.labels(status_class=_class)
+
 
 def status_class(status: int | None) -> str:
     return f"{status // 100}xx" if status and 100 <= status < 600 else "error"

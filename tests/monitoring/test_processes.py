@@ -187,6 +187,9 @@ def test_metrics_json_logs_and_retention_across_real_processes(stack, alice, acm
     # Metrics: the same totals from every answer, whichever gunicorn worker gives it.
     assert requests.get(f"{url}/metrics", timeout=10).status_code == 401
     assert requests.get(f"{url}/metrics", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+    # The failures queue an alert digest; the queue is empty again once the worker has taken it.
+    depth = ("connectors_queue_depth", (("queue", stack["queue"]),))
+    wait_for(lambda: scrape(url)[depth] == 0, "the queue to drain", processes)
     for _ in range(6):
         samples = scrape(url)
         assert samples[("connectors_executions_total", (("status", "succeeded"),))] == 4
@@ -203,7 +206,7 @@ def test_metrics_json_logs_and_retention_across_real_processes(stack, alice, acm
         assert sum(executes) == 7
         assert samples[("connectors_executions_queued", ())] == 0
         assert samples[("connectors_executions_running", ())] == 0
-        assert samples[("connectors_queue_depth", (("queue", stack["queue"]),))] == 0
+        assert samples[depth] == 0
     histogram_files = list(Path(stack["metrics_dir"]).glob("histogram_*.db"))
     assert len(histogram_files) >= 3  # two gunicorn workers (request latency) and the Celery worker (steps)
 
