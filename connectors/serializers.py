@@ -4,7 +4,7 @@ from rest_framework import serializers
 from connectors import portable
 from connectors.models import Connector
 from connectors.validation import DefinitionSerializer, StringField
-from credentials.crypto import SERVICE_NAME_RE as SERVICE_NAME
+from credentials.names import SERVICE_NAME_RE as SERVICE_NAME
 from executions.serializers import ExecutionStepSerializer
 
 

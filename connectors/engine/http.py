@@ -56,6 +56,7 @@ from urllib3.util import Url, parse_url
 from urllib3.util.connection import allowed_gai_family
 
 from connectors.engine import allowlist
+from connectors.engine.spec import DEFAULT_TIMEOUT_SECONDS
 
 __all__ = [
     "AddressPolicy",
@@ -496,7 +497,7 @@ class OutboundRequest:
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
-    timeout: float = 30.0
+    timeout: float = float(DEFAULT_TIMEOUT_SECONDS)
 
 
 @dataclass

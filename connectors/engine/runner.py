@@ -17,7 +17,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ from connectors.engine.oauth import TokenSource
 from connectors.engine.pagination import PageState, PaginationError, Paginator
 from connectors.engine.paths import PathNotFound, extract, resolve
 from connectors.engine.redaction import Redactor
+from connectors.engine.spec import AuthType, BodyType, DefinitionSpec, ResponseType, StepSpec, StepState
 from connectors.engine.taint import SecretDerived, SecretTaint, refusing_taint
 from connectors.engine.templating import (
     RenderBudget,
@@ -55,10 +56,10 @@ MAX_RENDERED_HEADER = 16 * 1024
 MAX_RENDERED_BODY = 2 * 1024 * 1024
 _XML_QUOTES = {'"': "&quot;", "'": "&apos;"}
 BODY_CONTENT_TYPES = {
-    "json": "application/json",
-    "form": "application/x-www-form-urlencoded",
-    "xml": "application/xml",
-    "raw": "text/plain",
+    BodyType.JSON: "application/json",
+    BodyType.FORM: "application/x-www-form-urlencoded",
+    BodyType.XML: "application/xml",
+    BodyType.RAW: "text/plain",
 }
 
 
@@ -175,7 +176,7 @@ class Runner:
 
     def advance(
         self,
-        definition: Mapping[str, Any],
+        definition: DefinitionSpec,
         context: dict[str, Any],
         redactor: Redactor,
         hooks: Hooks,
@@ -194,8 +195,9 @@ class Runner:
         for record in finished:
             for _path, value in record.sealed:
                 redactor.add(to_text(value))
-        context["steps"] = {r.name: r.context or _context_of_stored(r) for r in finished if r.status == "succeeded"}
-        failed = next((r for r in finished if r.status == "failed" and not _continues(steps, r.index)), None)
+        succeeded = (r for r in finished if r.status == StepState.SUCCEEDED)
+        context["steps"] = {r.name: r.context or _context_of_stored(r) for r in succeeded}
+        failed = next((r for r in finished if r.status == StepState.FAILED and not _continues(steps, r.index)), None)
         if failed is not None:
             return self._skip_rest(steps, len(finished), hooks, failed)
         for index in range(len(finished), len(steps)):
@@ -209,20 +211,20 @@ class Runner:
             if retry is not None:
                 return Outcome("waiting", retry=retry)
             hooks.on_step(record)
-            if record.status == "succeeded":
+            if record.status == StepState.SUCCEEDED:
                 context["steps"][record.name] = record.context
             elif not step["continue_on_error"]:
                 return self._skip_rest(steps, index + 1, hooks, record)
-        return Outcome("finished", status="succeeded")
+        return Outcome("finished", status=StepState.SUCCEEDED)
 
-    def _skip_rest(self, steps: list[dict[str, Any]], start: int, hooks: Hooks, failed: StepRecord) -> Outcome:
+    def _skip_rest(self, steps: Sequence[StepSpec], start: int, hooks: Hooks, failed: StepRecord) -> Outcome:
         for index in range(start, len(steps)):
-            hooks.on_step(StepRecord(index=index, name=steps[index]["name"], status="skipped"))
-        return Outcome("finished", status="failed", error=f"step {failed.name!r} failed: {failed.error}")
+            hooks.on_step(StepRecord(index=index, name=steps[index]["name"], status=StepState.SKIPPED))
+        return Outcome("finished", status=StepState.FAILED, error=f"step {failed.name!r} failed: {failed.error}")
 
     def _run_step(
         self,
-        step: Mapping[str, Any],
+        step: StepSpec,
         index: int,
         context: dict[str, Any],
         redactor: Redactor,
@@ -238,7 +240,7 @@ class Runner:
         record = StepRecord(
             index=index,
             name=step["name"],
-            status="failed",
+            status=StepState.FAILED,
             attempts=attempts + (pages.sent_before if pages else 0),
             started_at=prior.started_at if prior and prior.started_at else utcnow(),
         )
@@ -295,7 +297,7 @@ class Runner:
 
     def _paginate(
         self,
-        step: Mapping[str, Any],
+        step: StepSpec,
         record: StepRecord,
         exchange: Exchange,
         base: OutboundRequest,
@@ -338,7 +340,7 @@ class Runner:
 
     def render_request(
         self,
-        step: Mapping[str, Any],
+        step: StepSpec,
         context: Mapping[str, Any],
         redactor: Redactor,
         *,
@@ -396,7 +398,7 @@ class Runner:
 
     def _complete(
         self,
-        step: Mapping[str, Any],
+        step: StepSpec,
         record: StepRecord,
         response: OutboundResponse,
         redactor: Redactor,
@@ -426,7 +428,7 @@ class Runner:
             raise StepFailure(f"HTTP {response.status_code}", transient=transient, retry_after=retry_after)
         extracted = {name: context[name] for name in step["extract"]}
         record.extracted = _bounded_outputs(redactor.scrub(extracted), self.stored_body_bytes)
-        record.status = "succeeded"
+        record.status = StepState.SUCCEEDED
         record.context = context
 
     def _parse_body(self, response_type: str, response: OutboundResponse) -> Any:
@@ -438,7 +440,7 @@ class Runner:
                 response_type = "text"
             else:
                 response_type = "binary"
-        if response_type == "binary":
+        if response_type == ResponseType.BINARY:
             kept = response.content[: self.stored_body_bytes]
             return BinaryBody(
                 size=len(response.content),
@@ -446,12 +448,12 @@ class Runner:
                 base64=base64.b64encode(kept).decode("ascii"),
             )
         text = response.content.decode(_charset(response.headers.get("Content-Type", "")), errors="replace")
-        if response_type == "json" and text.strip():
+        if response_type == ResponseType.JSON and text.strip():
             try:
                 return json.loads(text)
             except ValueError:
                 raise StepFailure(f"the response is not valid JSON (HTTP {response.status_code})") from None
-        return text if text or response_type == "text" else None
+        return text if text or response_type == ResponseType.TEXT else None
 
     def _stored_body(self, body: Any, redactor: Redactor) -> Any:
         if isinstance(body, BinaryBody):
@@ -487,7 +489,7 @@ def render_contact_mapping(
     return values, notes
 
 
-def _continues(steps: list[dict[str, Any]], index: int) -> bool:
+def _continues(steps: Sequence[StepSpec], index: int) -> bool:
     return bool(steps[index]["continue_on_error"])
 
 
@@ -501,7 +503,7 @@ def _remaining(deadline: float | None) -> float:
 
 
 def _apply_auth(
-    auth: Mapping[str, str],
+    auth: Mapping[str, Any],
     context: Mapping[str, Any],
     headers: dict[str, str],
     params: dict[str, str],
@@ -511,7 +513,7 @@ def _apply_auth(
 ) -> list[str]:
     """Places the auth of a step and registers its values as secrets. Returns extra sensitive header names."""
     kind = auth["type"]
-    if kind == "oauth2":
+    if kind == AuthType.OAUTH2:
         if exchange is None:
             raise SendFailure("OAuth2 steps need a token source; none is configured here", transient=False)
         headers["Authorization"] = exchange.bearer(auth["credential"])
@@ -525,15 +527,15 @@ def _apply_auth(
         redactor.add(value)
         return value
 
-    if kind == "bearer":
+    if kind == AuthType.BEARER:
         headers["Authorization"] = f"Bearer {secret('token')}"
-    elif kind == "basic":
+    elif kind == AuthType.BASIC:
         username = render("username")
         password = render("password")
         redactor.add_basic(username, password)
         token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
         headers["Authorization"] = f"Basic {token}"
-    elif kind == "api_key":
+    elif kind == AuthType.API_KEY:
         value = secret("value")
         if auth["in"] == "header":
             headers[auth["name"]] = value
@@ -545,23 +547,24 @@ def _apply_auth(
 
 
 def _render_body(
-    step: Mapping[str, Any], context: Mapping[str, Any], taint: Taint | None = None, budget: RenderBudget | None = None
+    step: StepSpec, context: Mapping[str, Any], taint: Taint | None = None, budget: RenderBudget | None = None
 ) -> tuple[bytes | None, str | None]:
     body_type, body = step["body_type"], step["body"]
-    if body_type == "none":
+    if body_type == BodyType.NONE:
         return None, None
-    if body_type == "json":
+    if body_type == BodyType.JSON:
         rendered = render_json(body, context, taint=taint, budget=budget)
-        return json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode(), BODY_CONTENT_TYPES["json"]
-    if body_type == "form":
+        encoded = json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode()
+        return encoded, BODY_CONTENT_TYPES[BodyType.JSON]
+    if body_type == BodyType.FORM:
         fields = {
             name: compile_template(value).render(context, taint=taint, budget=budget) for name, value in body.items()
         }
-        return urlencode(fields).encode(), BODY_CONTENT_TYPES["form"]
-    if body_type == "xml":
+        return urlencode(fields).encode(), BODY_CONTENT_TYPES[BodyType.FORM]
+    if body_type == BodyType.XML:
         xml = compile_template(body).render(context, escape=_xml_escape, taint=taint, budget=budget)
-        return xml.encode(), BODY_CONTENT_TYPES["xml"]
-    return compile_template(body).render(context, taint=taint, budget=budget).encode(), BODY_CONTENT_TYPES["raw"]
+        return xml.encode(), BODY_CONTENT_TYPES[BodyType.XML]
+    return compile_template(body).render(context, taint=taint, budget=budget).encode(), BODY_CONTENT_TYPES[BodyType.RAW]
 
 
 def _xml_escape(text: str) -> str:
@@ -591,7 +594,7 @@ def _extract(body: Any, headers: CaseInsensitiveDict[str], path: str) -> Any:
     return extract(body, path)
 
 
-def secret_paths(steps: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+def secret_paths(steps: Sequence[StepSpec]) -> dict[str, list[tuple[Any, ...]]]:
     """Step name -> paths into that step's results that a later step's auth reads.
 
     `{"type": "bearer", "token": "{{steps.login.token}}"}` makes `("token",)` of step `login` a secret: it is
