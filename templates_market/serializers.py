@@ -11,9 +11,10 @@ from django.utils.text import slugify
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from connectors.definition_fields import StrictSerializer, StringField
 from connectors.engine.spec import DEFAULT_MAX_DURATION_SECONDS
 from connectors.serializers import ConnectorSerializer
-from connectors.validation import DefinitionSerializer, StrictSerializer, StringField
+from connectors.validation import DefinitionSerializer
 from credentials.names import FIELD_NAME_RE, SERVICE_NAME_RE
 from templates_market.models import ConnectorTemplate
 

@@ -26,6 +26,10 @@ MAX_URL_LENGTH = 8_192
 MAX_HEADER_VALUE_LENGTH = 8_192
 MAX_CONTENT_TYPE_LENGTH = 255
 MAX_EXTRACT_PATH_LENGTH = 1_024
+# Caps on what a step renders, checked while rendering (characters): the URL with its query, each header, the body.
+MAX_RENDERED_URL = 16 * 1024
+MAX_RENDERED_HEADER = 16 * 1024
+MAX_RENDERED_BODY = 2 * 1024 * 1024
 # Entries of one header, query, form or extract object.
 MAX_ENTRIES = 100
 
