@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from connectors import selectors, services
 from connectors.dynamic_hosts import dynamic_hosts
+from connectors.engine.spec import DEFAULT_MAX_DURATION_SECONDS, MAX_DURATION_SECONDS, MAX_TIMEOUT_SECONDS
 from connectors.models import Connector, ConnectorVersion
 from connectors.services import connectors_set_active
 from core.admin_tools import (
@@ -85,7 +86,7 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
                 "fields": [
                     "version",
                     "versions_column",
-                    "max_duration_seconds",
+                    "max_duration",
                     "input_schema_json",
                     "steps_json",
                     "contact_mapping_json",
@@ -113,7 +114,7 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
         "template_column",
         "version",
         "versions_column",
-        "max_duration_seconds",
+        "max_duration",
         "input_schema_json",
         "steps_json",
         "contact_mapping_json",
@@ -198,6 +199,13 @@ class ConnectorAdmin(UUIDSearchMixin, ListDeferMixin, admin.ModelAdmin):
             return "-"
         items = format_html_join("", "<li>{}</li>", ((host.warning(),) for host in found))
         return format_html('<ul class="messagelist"><li class="warning">Dynamic hosts<ul>{}</ul></li></ul>', items)
+
+    @admin.display(description="Max duration")
+    def max_duration(self, connector: Connector):
+        return (
+            f"{connector.max_duration_seconds} s (default {DEFAULT_MAX_DURATION_SECONDS} s, "
+            f"at most {MAX_DURATION_SECONDS} s; each step times out after at most {MAX_TIMEOUT_SECONDS} s)"
+        )
 
     @admin.display(description="Input schema")
     def input_schema_json(self, connector: Connector):

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from connectors.engine.spec import DEFAULT_MAX_DURATION_SECONDS
 from workspaces.models import Workspace
 
 # The parts of a connector that make up its definition: changing any of them bumps `version`.
@@ -20,7 +21,7 @@ class Connector(models.Model):
     description = models.TextField(blank=True, max_length=5000)
     is_active = models.BooleanField(default=True)
     input_schema = models.JSONField(default=dict, blank=True)
-    max_duration_seconds = models.PositiveIntegerField(default=300)
+    max_duration_seconds = models.PositiveIntegerField(default=DEFAULT_MAX_DURATION_SECONDS)
     steps = models.JSONField(default=list)
     contact_mapping = models.JSONField(default=dict, blank=True)
     version = models.PositiveIntegerField(default=1)

@@ -1,5 +1,5 @@
-"""Reads about connectors: their version history, a readable diff between two versions, and the services a
-definition needs credentials for."""
+"""Reads about connectors: the list and its filters, their version history, a readable diff between two
+versions, and the services a definition needs credentials for."""
 
 import difflib
 import json
@@ -7,11 +7,31 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from rest_framework import serializers
 
 from connectors.engine.templating import compile_template, iter_templates
 from connectors.models import Connector, ConnectorVersion
 from credentials.models import Credential
+
+
+def connectors() -> QuerySet[Connector]:
+    """Connectors with their template (the API shows its id and name); the caller scopes them to a workspace."""
+    return Connector.objects.select_related("template")
+
+
+def filter_connectors(queryset: QuerySet[Connector], params: Any) -> QuerySet[Connector]:
+    """Applies `?search=` (name or description) and `?is_active=`; a bad boolean raises ValidationError (400)."""
+    search = params.get("search", "").strip()
+    if search:
+        queryset = queryset.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    if "is_active" in params:
+        try:
+            is_active = serializers.BooleanField().run_validation(params["is_active"])
+        except serializers.ValidationError as error:
+            raise serializers.ValidationError({"is_active": error.detail}) from None
+        queryset = queryset.filter(is_active=is_active)
+    return queryset
 
 
 def connector_versions(connector: Connector) -> QuerySet[ConnectorVersion]:

@@ -2,9 +2,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors import portable
+from connectors.definition_fields import StringField
 from connectors.models import Connector
-from connectors.validation import DefinitionSerializer, StringField
-from credentials.crypto import SERVICE_NAME_RE as SERVICE_NAME
+from connectors.validation import DefinitionSerializer
+from credentials.names import SERVICE_NAME_RE as SERVICE_NAME
 from executions.serializers import ExecutionStepSerializer
 
 

@@ -14,115 +14,55 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
-from connectors.engine.pagination import MAX_PAGES, PAGINATION_TYPES
+from connectors.definition_fields import (
+    MethodField,
+    StrictSerializer,
+    StringField,
+    TemplateField,
+    TemplateMapField,
+    check_template,
+)
 from connectors.engine.paths import PathSyntaxError, parse_path
 from connectors.engine.runner import secret_paths
+from connectors.engine.spec import (
+    API_KEY_LOCATIONS,
+    AUTH_FIELDS,
+    AUTH_NAME_FIELDS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_DURATION_SECONDS,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_ATTEMPTS,
+    MAX_CONTENT_TYPE_LENGTH,
+    MAX_DEFINITION_BYTES,
+    MAX_DURATION_SECONDS,
+    MAX_ENTRIES,
+    MAX_EXTRACT_PATH_LENGTH,
+    MAX_PAGES,
+    MAX_STEPS,
+    MAX_TEMPLATE_LENGTH,
+    MAX_TIMEOUT_SECONDS,
+    MAX_URL_LENGTH,
+    AuthType,
+    BodyType,
+    HttpMethod,
+    PaginationType,
+    ResponseType,
+)
 from connectors.engine.templating import Reference, TemplateSyntaxError, compile_template, iter_templates
 from connectors.input_schema import SchemaRefused, check_input_schema
 from contacts.models import MAPPABLE_FIELDS
+from credentials.names import SERVICE_NAME_RE
 
 STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 CUSTOM_FIELD_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-BODY_TYPES = ("none", "json", "form", "xml", "raw")
-RESPONSE_TYPES = ("auto", "json", "text", "binary")
-MAX_STEPS = 20
-MAX_TEMPLATE_LENGTH = 65_536
-MAX_URL_LENGTH = 8_192
-MAX_ENTRIES = 100
-MAX_DEFINITION_BYTES = 512 * 1024
-
-AUTH_FIELDS = {
-    "none": (),
-    "bearer": ("token",),
-    "api_key": ("in", "name", "value"),
-    "basic": ("username", "password"),
-    "oauth2": ("credential",),
-}
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-def check_template(source: str) -> None:
-    """Raises ValidationError if `source` is not a valid template."""
-    try:
-        compile_template(source)
-    except TemplateSyntaxError as error:
-        raise serializers.ValidationError(str(error)) from None
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not know, so a typo such as `time_out` is an error rather than silently ignored."""
-
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
-        unknown_errors = {key: ["Unknown field."] for key in unknown}
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as error:
-            if isinstance(error.detail, dict):
-                raise serializers.ValidationError({**error.detail, **unknown_errors}) from None
-            raise
-        if unknown_errors:
-            raise serializers.ValidationError(unknown_errors)
-        return value
-
-
-class StringField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into strings (`5` is not `"5"`)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("Must be a string.")
-        return super().to_internal_value(data)
-
-
-class TemplateField(serializers.CharField):
-    """A string holding a template; its syntax is checked."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", MAX_TEMPLATE_LENGTH)
-        kwargs.setdefault("trim_whitespace", False)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("Must be a string.")
-        value = super().to_internal_value(data)
-        check_template(value)
-        return value
-
-
-class TemplateMapField(serializers.DictField):
-    """An object of template strings (headers, query, form bodies)."""
-
-    def __init__(self, *, key_pattern: re.Pattern | None = None, **kwargs):
-        self.key_pattern = key_pattern
-        kwargs.setdefault("child", TemplateField(allow_blank=True, max_length=8192))
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if len(value) > MAX_ENTRIES:
-            raise serializers.ValidationError(f"At most {MAX_ENTRIES} entries.")
-        if self.key_pattern is not None:
-            bad = [key for key in value if not self.key_pattern.match(key)]
-            if bad:
-                raise serializers.ValidationError(f"Invalid name: {bad[0]!r}.")
-        return value
-
-
-class MethodField(serializers.ChoiceField):
-    """An HTTP method, accepted in any case and stored uppercase."""
-
-    def to_internal_value(self, data):
-        return super().to_internal_value(data.upper() if isinstance(data, str) else data)
 
 
 class RetrySerializer(StrictSerializer):
     """How often a transient failure (connection error, timeout, 408, 425, 429, 5xx gateway errors) is tried."""
 
-    max_attempts = serializers.IntegerField(min_value=1, max_value=10, default=3)
+    max_attempts = serializers.IntegerField(min_value=1, max_value=MAX_ATTEMPTS, default=DEFAULT_MAX_ATTEMPTS)
 
 
 class StepSerializer(StrictSerializer):
@@ -131,19 +71,21 @@ class StepSerializer(StrictSerializer):
     name = serializers.RegexField(
         STEP_NAME, error_messages={"invalid": "Use lowercase letters, digits and _, starting with a letter."}
     )
-    method = MethodField(choices=METHODS, default="GET")
+    method = MethodField(choices=[m.value for m in HttpMethod], default=HttpMethod.GET.value)
     url = TemplateField(max_length=MAX_URL_LENGTH)
     headers = TemplateMapField(key_pattern=HEADER_NAME, default=dict)
     query = TemplateMapField(default=dict)
-    auth = serializers.JSONField(default=lambda: {"type": "none"})
-    body_type = serializers.ChoiceField(choices=BODY_TYPES, default="none")
+    auth = serializers.JSONField(default=lambda: {"type": AuthType.NONE.value})
+    body_type = serializers.ChoiceField(choices=[t.value for t in BodyType], default=BodyType.NONE.value)
     body = serializers.JSONField(default=None, allow_null=True)
-    content_type = StringField(default=None, allow_null=True, max_length=255)
-    timeout_seconds = serializers.IntegerField(min_value=1, max_value=120, default=30)
-    response_type = serializers.ChoiceField(choices=RESPONSE_TYPES, default="auto")
-    extract = serializers.DictField(child=StringField(max_length=1024), default=dict)
+    content_type = StringField(default=None, allow_null=True, max_length=MAX_CONTENT_TYPE_LENGTH)
+    timeout_seconds = serializers.IntegerField(
+        min_value=1, max_value=MAX_TIMEOUT_SECONDS, default=DEFAULT_TIMEOUT_SECONDS
+    )
+    response_type = serializers.ChoiceField(choices=[t.value for t in ResponseType], default=ResponseType.AUTO.value)
+    extract = serializers.DictField(child=StringField(max_length=MAX_EXTRACT_PATH_LENGTH), default=dict)
     continue_on_error = serializers.BooleanField(default=False)
-    retry = RetrySerializer(default=lambda: {"max_attempts": 3})
+    retry = RetrySerializer(default=lambda: {"max_attempts": DEFAULT_MAX_ATTEMPTS})
     # Optional, and absent from the stored form when not given (docs/connectors.md, "HTTP features").
     paginate = serializers.JSONField(required=False)
     idempotency_key = serializers.BooleanField(required=False)
@@ -171,13 +113,13 @@ class StepSerializer(StrictSerializer):
                 errors[field] = ["This field is required."]
             elif not isinstance(value[field], str) or (field != "password" and not value[field]):
                 errors[field] = ["Must be a non-empty string."]
-            elif field == "in" and value[field] not in ("header", "query"):
+            elif field == "in" and value[field] not in API_KEY_LOCATIONS:
                 errors[field] = ['Must be "header" or "query".']
             elif field == "name" and value.get("in") == "header" and not HEADER_NAME.match(value[field]):
                 errors[field] = ["Not a valid header name."]
-            elif field == "credential" and not SERVICE_NAME.match(value[field]):
-                errors[field] = ["Name a credential's service_name: ^[a-z0-9][a-z0-9_-]{0,63}$."]
-            elif field not in ("in", "name", "credential"):
+            elif field == "credential" and not SERVICE_NAME_RE.match(value[field]):
+                errors[field] = [f"Name a credential's service_name: {SERVICE_NAME_RE.pattern}."]
+            elif field not in AUTH_NAME_FIELDS:
                 try:
                     check_template(value[field])
                 except serializers.ValidationError as error:
@@ -234,9 +176,9 @@ def validate_paginate(value: Any) -> dict:
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be an object with a type.")
     kind = value.get("type")
-    if kind not in PAGINATION_TYPES:
+    if kind not in list(PaginationType):
         raise serializers.ValidationError(
-            {"type": [f"Unknown pagination type; use one of {', '.join(PAGINATION_TYPES)}."]}
+            {"type": [f"Unknown pagination type; use one of {', '.join(PaginationType)}."]}
         )
     spec = PAGINATE_FIELDS[kind]
     allowed = {"type", "items_path", "max_pages", *spec["required"], *spec["optional"]}
@@ -263,7 +205,7 @@ def validate_paginate(value: Any) -> dict:
             errors[name] = [f"Must be an integer from {low} to {high}."]
     if errors:
         raise serializers.ValidationError(errors)
-    return {**value, "max_pages": value.get("max_pages", 10)}
+    return {**value, "max_pages": value.get("max_pages", DEFAULT_MAX_PAGES)}
 
 
 def _body_error(body_type: str, body: Any) -> str | None:
@@ -294,7 +236,7 @@ def _step_references(step: dict) -> list[tuple[str, Any]]:
     sources: list[tuple[str, str]] = [("url", step["url"])]
     sources += [("headers", v) for v in step["headers"].values()]
     sources += [("query", v) for v in step["query"].values()]
-    sources += [("auth", v) for k, v in step["auth"].items() if k not in ("type", "in", "name", "credential")]
+    sources += [("auth", v) for k, v in step["auth"].items() if k not in AUTH_NAME_FIELDS]
     sources += [("body", s) for _loc, s in iter_templates(step["body"])] if step["body_type"] != "none" else []
     for field, source in sources:
         found += [(field, reference) for reference in compile_template(source).references]
@@ -305,7 +247,9 @@ class DefinitionSerializer(StrictSerializer):
     """The definition shared by connectors and templates."""
 
     input_schema = serializers.JSONField(default=dict)
-    max_duration_seconds = serializers.IntegerField(min_value=1, max_value=900, default=300)
+    max_duration_seconds = serializers.IntegerField(
+        min_value=1, max_value=MAX_DURATION_SECONDS, default=DEFAULT_MAX_DURATION_SECONDS
+    )
     steps = StepSerializer(many=True, allow_empty=False, max_length=MAX_STEPS)
     contact_mapping = serializers.JSONField(default=dict)
 

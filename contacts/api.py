@@ -1,6 +1,7 @@
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins
+from rest_framework import mixins, status
+from rest_framework.response import Response
 
 from contacts import services
 from contacts.models import Contact
@@ -15,9 +16,6 @@ from workspaces.scoping import WorkspaceScopedViewSet
 class ContactViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
     WorkspaceScopedViewSet,
 ):
     serializer_class = ContactSerializer
@@ -35,8 +33,22 @@ class ContactViewSet(
             )
         return queryset
 
-    def perform_create(self, serializer):
-        serializer.instance = services.contact_create(workspace=self.request.workspace, **serializer.validated_data)
+    def create(self, request, *args, **kwargs):
+        serializer = ContactSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        contact = services.contact_create(workspace=request.workspace, **serializer.validated_data)
+        return Response(ContactSerializer(contact).data, status=status.HTTP_201_CREATED)
 
-    def perform_update(self, serializer):
-        serializer.instance = services.contact_update(contact=serializer.instance, **serializer.validated_data)
+    def update(self, request, *args, partial: bool = False, **kwargs):
+        contact = self.get_object()
+        serializer = ContactSerializer(contact, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        contact = services.contact_update(contact=contact, **serializer.validated_data)
+        return Response(ContactSerializer(contact).data)
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        services.contact_delete(contact=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,6 +15,12 @@ def contact_create(*, workspace: Workspace, **fields: Any) -> Contact:
 
 
 @transaction.atomic
+def contact_delete(*, contact: Contact) -> None:
+    """Deletes the contact; executions that ran for it keep their record, without the link."""
+    contact.delete()
+
+
+@transaction.atomic
 def contact_update(*, contact: Contact, **fields: Any) -> Contact:
     for name, value in fields.items():
         setattr(contact, name, value)

@@ -36,6 +36,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from credentials.names import SERVICE_NAME_RE
+
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "CONNECTORS_ENCRYPTION_KEYS"
@@ -44,7 +46,6 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 KEY_GENERATION_COMMAND = "python -c \"import base64, os; print('k1:' + base64.b64encode(os.urandom(32)).decode())\""
 
 _STANDARD_B64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
@@ -229,14 +230,14 @@ def credential_associated_data(workspace_id: str | uuid.UUID, service_name: str)
 
     A UUID (object or any spelling ``uuid.UUID`` accepts) is normalised to its canonical text so both forms
     bind the same. Each part is length-prefixed after a fixed label, so no two different pairs give the same
-    bytes. Raises ValueError for a service name that does not match ``^[a-z0-9][a-z0-9_-]{0,63}$``.
+    bytes. Raises ValueError for a service name that does not match ``credentials.names.SERVICE_NAME_RE``.
     """
     try:
         workspace = str(uuid.UUID(str(workspace_id)))
     except ValueError:
         workspace = str(workspace_id)
     if not SERVICE_NAME_RE.match(service_name):
-        raise ValueError("service_name must match ^[a-z0-9][a-z0-9_-]{0,63}$")
+        raise ValueError(f"service_name must match {SERVICE_NAME_RE.pattern}")
     parts = [_ASSOCIATED_DATA_LABEL, workspace.encode("utf-8"), service_name.encode("ascii")]
     return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
 

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from connectors.engine.credentials import MissingCredential
-from credentials.crypto import SERVICE_NAME_RE, DecryptionError
+from credentials.crypto import DecryptionError
 from credentials.models import Credential
+from credentials.names import SERVICE_NAME_RE
 from credentials.services import credential_decrypt, credential_mark_used
 
 logger = logging.getLogger(__name__)

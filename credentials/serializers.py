@@ -5,9 +5,9 @@ from collections.abc import Mapping
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from credentials.crypto import SERVICE_NAME_RE
 from credentials.models import Credential, CredentialType
-from credentials.services import FIELD_NAME_RE, MAX_FIELDS, MAX_VALUE_BYTES
+from credentials.names import FIELD_NAME_RE, SERVICE_NAME_RE
+from credentials.services import MAX_FIELDS, MAX_VALUE_BYTES
 from credentials.types import field_errors, rate_limit_errors
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,15 +21,15 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from audit import services as audit
-from credentials.crypto import SERVICE_NAME_RE, DecryptionError, Keyring, credential_associated_data
+from credentials.crypto import DecryptionError, Keyring, credential_associated_data
 from credentials.models import Credential, CredentialType
+from credentials.names import FIELD_NAME_RE, SERVICE_NAME_RE
 from credentials.types import field_errors, rate_limit_errors
 from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
 
 # Field names are template path segments (`{{workspace.SERVICE.FIELD}}`), where `.` separates segments.
-FIELD_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 MAX_FIELDS = 50
 MAX_VALUE_BYTES = 8 * 1024
 # last_used_at is only rewritten when older than this, so busy credentials don't cost a write per execution.
@@ -49,12 +48,12 @@ def _associated_data(workspace_id: UUID | str, service_name: str) -> bytes:
 def _check_input(service_name: str, fields: dict[str, str], credential_type: str, rate_limit: dict | None) -> None:
     # The API validates first and answers with field errors; this guards other callers. No value in messages.
     if not SERVICE_NAME_RE.match(service_name):
-        raise ValueError("service_name must match ^[a-z0-9][a-z0-9_-]{0,63}$")
+        raise ValueError(f"service_name must match {SERVICE_NAME_RE.pattern}")
     if not isinstance(fields, dict) or not 1 <= len(fields) <= MAX_FIELDS:
         raise ValueError(f"a credential needs 1 to {MAX_FIELDS} fields")
     for name, value in fields.items():
         if not isinstance(name, str) or not FIELD_NAME_RE.match(name):
-            raise ValueError("field names must match ^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
+            raise ValueError(f"field names must match {FIELD_NAME_RE.pattern}")
         if not isinstance(value, str) or not value.strip() or len(value.encode("utf-8")) > MAX_VALUE_BYTES:
             raise ValueError(f"the value of field {name!r} must be a non-blank string of at most 8 KiB")
     if credential_type not in CredentialType.values:

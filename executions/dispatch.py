@@ -15,11 +15,11 @@ from django.db import connections
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from config.celery import app as celery_app
+from connectors.engine.spec import MAX_DURATION_SECONDS
 
 logger = logging.getLogger(__name__)
 
 TIME_LIMIT_MARGIN_SECONDS = 30
-DEFAULT_MAX_DURATION_SECONDS = 900
 
 RUN_EXECUTION_TASK = "executions.tasks.run_execution"
 
@@ -34,7 +34,7 @@ def register_embedded_runner(runner: Callable[[str], object]) -> None:
     _embedded_runner = runner
 
 
-def enqueue(execution_id, *, delay: float = 0.0, max_duration: int = DEFAULT_MAX_DURATION_SECONDS) -> None:
+def enqueue(execution_id, *, delay: float = 0.0, max_duration: int = MAX_DURATION_SECONDS) -> None:
     """Asks for the execution to be processed after `delay` seconds.
 
     Retry delays stay below the broker's visibility timeout (settings.CELERY_VISIBILITY_TIMEOUT_SECONDS), so a

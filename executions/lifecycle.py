@@ -28,6 +28,7 @@ from django.db.models.lookups import LessThan
 from django.utils import timezone
 
 from connectors.engine.runner import PendingRetry, StepRecord
+from connectors.engine.spec import MAX_DURATION_SECONDS
 from contacts.services import contact_apply_mapping
 from executions import counters, dispatch, events, sealing
 from executions.models import STEP_RECORD_FIELDS, Execution, ExecutionStep, Status
@@ -391,7 +392,7 @@ def requeue_stuck(*, stale_after: int) -> int:
             if moved:
                 transaction.on_commit(
                     lambda execution_id=execution_id, max_duration=max_duration: dispatch.enqueue(  # type: ignore[misc]
-                        execution_id, max_duration=max_duration or dispatch.DEFAULT_MAX_DURATION_SECONDS
+                        execution_id, max_duration=max_duration or MAX_DURATION_SECONDS
                     )
                 )
         if moved and status == Status.RUNNING:

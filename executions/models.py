@@ -2,6 +2,7 @@ import uuid
 
 from django.db import models
 
+from connectors.engine.spec import StepState
 from connectors.models import Connector
 from contacts.models import Contact
 from workspaces.models import Workspace
@@ -19,9 +20,11 @@ FINISHED_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED
 
 
 class StepStatus(models.TextChoices):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+    """How a step ended; the engine's `StepState`, as a database choice."""
+
+    SUCCEEDED = StepState.SUCCEEDED.value
+    FAILED = StepState.FAILED.value
+    SKIPPED = StepState.SKIPPED.value
 
 
 class Execution(models.Model):

@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from connectors.serializers import ConnectorSerializer
+from core.patching import patched
 from templates_market import selectors, services
 from templates_market.serializers import (
     ConnectorTemplateSerializer,
@@ -125,12 +126,9 @@ class ConnectorTemplateViewSet(viewsets.GenericViewSet):
 
     def partial_update(self, request, pk=None):
         template = self.get_object()
-        data = request.data
-        if isinstance(data, dict):
-            # The result is validated as a whole, not partially: a partial nested serializer would skip the
-            # definition's defaults, and the stored definition must always be the normalized one.
-            data = {**ConnectorTemplateSerializer(template).data, **data}
-        serializer = ConnectorTemplateSerializer(template, data=data)
+        serializer = ConnectorTemplateSerializer(
+            template, data=patched(ConnectorTemplateSerializer(template).data, request.data)
+        )
         serializer.is_valid(raise_exception=True)
         template = services.template_update(template=template, data=serializer.validated_data)
         return Response(ConnectorTemplateSerializer(template).data)

@@ -5,20 +5,19 @@ connector validator itself (`connectors.validation.DefinitionSerializer`), neste
 what a connector would accept and its errors read `{"definition": {"steps": [{}, {"url": ["..."]}]}}`.
 """
 
-import re
 from typing import Any
 
 from django.utils.text import slugify
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from connectors.definition_fields import StrictSerializer, StringField
+from connectors.engine.spec import DEFAULT_MAX_DURATION_SECONDS
 from connectors.serializers import ConnectorSerializer
-from connectors.validation import DefinitionSerializer, StrictSerializer, StringField
+from connectors.validation import DefinitionSerializer
+from credentials.names import FIELD_NAME_RE, SERVICE_NAME_RE
 from templates_market.models import ConnectorTemplate
 
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-# The same rule as the credentials API, so a listed field can always be stored.
-CREDENTIAL_FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_REQUIRED_CREDENTIALS = 20
@@ -29,12 +28,12 @@ class RequiredCredentialSerializer(StrictSerializer):
     """One service a template needs a workspace credential for, and how to get it."""
 
     service_name = serializers.RegexField(
-        SERVICE_NAME,
+        SERVICE_NAME_RE,
         error_messages={"invalid": "Use lowercase letters, digits, _ and -, starting with a letter or digit."},
     )
     fields = serializers.ListField(
         child=serializers.RegexField(
-            CREDENTIAL_FIELD_NAME,
+            FIELD_NAME_RE,
             error_messages={"invalid": "Field names use letters, digits, _ and - (not first), at most 64."},
         ),
         allow_empty=False,
@@ -65,7 +64,7 @@ class TagsField(serializers.ListField):
 def _definition_representation(definition: dict) -> dict:
     return {
         "input_schema": definition.get("input_schema", {}),
-        "max_duration_seconds": definition.get("max_duration_seconds", 300),
+        "max_duration_seconds": definition.get("max_duration_seconds", DEFAULT_MAX_DURATION_SECONDS),
         "steps": definition.get("steps", []),
         "contact_mapping": definition.get("contact_mapping", {}),
     }

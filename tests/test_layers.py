@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from django.urls import URLResolver, get_resolver, resolve
 
 PROJECT = Path(__file__).resolve().parent.parent
 APPS = (
@@ -57,3 +58,37 @@ def test_the_engine_imports_no_django():
     ]
 
     assert importing == []
+
+
+def _view_classes(patterns) -> set[type]:
+    found: set[type] = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            found |= _view_classes(pattern.url_patterns)
+        elif hasattr(pattern.callback, "cls"):
+            found.add(pattern.callback.cls)
+    return found
+
+
+def test_viewsets_write_through_explicit_actions():
+    """One idiom for writes (docs/architecture.md, "Views"): explicit action methods that call a service, never
+    DRF's perform_create / perform_update / perform_destroy hooks."""
+    offenders = sorted(
+        f"{klass.__module__}.{klass.__qualname__}.{hook}"
+        for view in _view_classes(get_resolver().url_patterns)
+        for klass in view.__mro__
+        if not klass.__module__.startswith("rest_framework")
+        for hook in ("perform_create", "perform_update", "perform_destroy")
+        if hook in vars(klass)
+    )
+    assert offenders == []
+
+
+def test_execution_endpoints_belong_to_executions():
+    """Execute, a connector's executions and its stats are served by the executions app's viewset."""
+    for path in (
+        "/api/v1/connectors/00000000-0000-0000-0000-000000000000/execute",
+        "/api/v1/connectors/00000000-0000-0000-0000-000000000000/executions/",
+        "/api/v1/connectors/00000000-0000-0000-0000-000000000000/stats",
+    ):
+        assert resolve(path).func.cls.__module__ == "executions.connector_api"

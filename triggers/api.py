@@ -29,9 +29,7 @@ TRIGGER_ID = OpenApiParameter("trigger_id", str, OpenApiParameter.PATH, descript
     destroy=extend_schema(summary="Delete a trigger", parameters=[CONNECTOR_ID, TRIGGER_ID], responses={204: None}),
 )
 @extend_schema(tags=["triggers"])
-class TriggerViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet
-):
+class TriggerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     serializer_class = TriggerSerializer
     lookup_url_kwarg = "trigger_id"
 
@@ -79,8 +77,9 @@ class TriggerViewSet(
         trigger = services.trigger_update(trigger=trigger, data=serializer.validated_data)
         return Response(TriggerSerializer(trigger, context={"request": request}).data)
 
-    def perform_destroy(self, instance):
-        services.trigger_delete(trigger=instance)
+    def destroy(self, request, *args, **kwargs):
+        services.trigger_delete(trigger=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(

@@ -27,9 +27,7 @@ class WebhookEndpointUpdateSerializer(WebhookEndpointWriteSerializer):
     destroy=extend_schema(summary="Delete a webhook endpoint", responses={204: None}),
 )
 @extend_schema(tags=["webhooks"])
-class WebhookEndpointViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet
-):
+class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     serializer_class = WebhookEndpointSerializer
     manager_actions = frozenset({"create", "partial_update", "destroy", "send_test"})
 
@@ -56,8 +54,9 @@ class WebhookEndpointViewSet(
         endpoint = services.endpoint_update(endpoint=endpoint, data=serializer.validated_data)
         return Response(WebhookEndpointSerializer(endpoint).data)
 
-    def perform_destroy(self, instance):
-        services.endpoint_delete(endpoint=instance)
+    def destroy(self, request, *args, **kwargs):
+        services.endpoint_delete(endpoint=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         summary="The endpoint's deliveries, newest first", responses={200: WebhookDeliverySerializer(many=True)}

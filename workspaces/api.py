@@ -1,10 +1,6 @@
 """Auth, workspaces and members endpoints (docs/api.md §2, §3). Views parse and present; services decide."""
 
-import uuid
-
-from django.contrib.auth.hashers import make_password
 from django.db import transaction
-from django.db.models import Max
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.exceptions import AuthenticationFailed
@@ -17,7 +13,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from core.throttling import AuthRateThrottle
 from workspaces import login_brake, services, tokens
 from workspaces.authentication import ApiKeyAuthentication
-from workspaces.models import Membership, User, Workspace
+from workspaces.models import Membership, Workspace
 from workspaces.scoping import WorkspaceScopedViewSet
 from workspaces.serializers import (
     EmailTokenObtainSerializer,
@@ -46,24 +42,10 @@ class RegisterView(APIView):
         try:
             user, workspace = services.user_register(**serializer.validated_data)
         except services.EmailTaken:
-            return Response(_registration_decoy(**serializer.validated_data), status=status.HTTP_201_CREATED)
-        body = {"id": user.id, "email": user.email, "workspace": {"id": workspace.id, "name": workspace.name}}
+            body = services.registration_decoy(**serializer.validated_data)
+        else:
+            body = {"id": user.id, "email": user.email, "workspace": {"id": workspace.id, "name": workspace.name}}
         return Response(RegisteredUserSerializer(body).data, status=status.HTTP_201_CREATED)
-
-
-def _registration_decoy(*, email: str, password: str, workspace_name: str | None = None) -> dict:
-    """The answer to registering a taken email: shaped and timed like a real registration, so that register
-    does not tell who has an account (docs/security.md). Nothing is created or changed; the account's owner
-    logs in with their own password as before."""
-    make_password(password)  # a real registration spends this hashing; the decoy must take as long
-    email = User.objects.normalize_email(email).lower()
-    likely_next_id = (User.objects.aggregate(last=Max("id"))["last"] or 0) + 1
-    body = {
-        "id": likely_next_id,
-        "email": email,
-        "workspace": {"id": uuid.uuid4(), "name": workspace_name or services.default_workspace_name(email)},
-    }
-    return RegisteredUserSerializer(body).data
 
 
 @extend_schema(tags=["auth"], responses={200: TokenPairSerializer})

@@ -35,7 +35,7 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     destroy=extend_schema(summary="Revoke an API key: it stops working at once", responses={204: None}),
 )
 @extend_schema(tags=["api-keys"])
-class ApiKeyViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet):
+class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceScopedViewSet):
     serializer_class = ApiKeySerializer
     api_key_access = False
     manager_actions = frozenset({"list", "create", "destroy"})
@@ -57,5 +57,6 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, WorkspaceSc
         api_key.key = plaintext
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
-    def perform_destroy(self, instance):
-        api_keys.api_key_revoke(api_key=instance)
+    def destroy(self, request, *args, **kwargs):
+        api_keys.api_key_revoke(api_key=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

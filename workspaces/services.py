@@ -1,10 +1,14 @@
 """Writes for users, workspaces and memberships, with the role rules of docs/api.md §3."""
 
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from audit import services as audit
@@ -60,6 +64,20 @@ def user_register(*, email: str, password: str, workspace_name: str | None = Non
         raise EmailTaken() from None
     workspace = workspace_create(name=workspace_name or default_workspace_name(email), owner=user)
     return user, workspace
+
+
+def registration_decoy(*, email: str, password: str, workspace_name: str | None = None) -> dict[str, Any]:
+    """The answer to registering a taken email: shaped and timed like a real registration, so that register
+    does not tell who has an account (docs/security.md). Nothing is created or changed; the account's owner
+    logs in with their own password as before."""
+    make_password(password)  # a real registration spends this hashing; the decoy must take as long
+    email = User.objects.normalize_email(email).lower()
+    likely_next_id = (User.objects.aggregate(last=Max("id"))["last"] or 0) + 1
+    return {
+        "id": likely_next_id,
+        "email": email,
+        "workspace": {"id": uuid.uuid4(), "name": workspace_name or default_workspace_name(email)},
+    }
 
 
 def _require_manager(actor: Membership) -> None:

@@ -19,10 +19,9 @@ from requests.utils import parse_header_links
 
 from connectors.engine.http import OutboundRequest
 from connectors.engine.paths import extract
+from connectors.engine.spec import DEFAULT_MAX_PAGES, PaginationType
 
-PAGINATION_TYPES = ("cursor", "next_url", "offset", "page")
-DEFAULT_MAX_PAGES = 10
-MAX_PAGES = 100
+PAGINATION_TYPES = tuple(kind.value for kind in PaginationType)
 
 
 class PaginationError(Exception):

@@ -5,140 +5,54 @@ runner a context and hooks, and gets back step records to checkpoint and a verdi
 `Runner.advance` runs steps until the execution finishes, must wait before a retry (the caller reschedules it
 instead of sleeping in a worker), or is told to stop.
 
+The parts: `records` (what is reported), `rendering` (step -> request), `auth` (auth and the secrets it
+makes), `parsing` (response -> body, outputs, stored copies); this module runs the steps in order, with
+retries, pagination and the deadline. Their public names are importable from here.
+
 Secrets: every value read from the `workspace` namespace and every auth value is registered with the
 execution's Redactor before it is placed into a request, and everything a record holds is scrubbed.
 """
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
-from xml.sax.saxutils import escape as xml_escape
 
-from requests.structures import CaseInsensitiveDict
-
-from connectors.engine.credentials import MissingCredential
-from connectors.engine.exchange import Exchange, RateBudget, RateLimitWait, RequestEvent, SendFailure, step_services
+from connectors.engine.auth import context_of_stored, secret_paths, values_at
+from connectors.engine.exchange import Exchange, RateLimitWait, SendFailure, step_services
 from connectors.engine.http import OutboundRequest, OutboundResponse, SafeHttpClient
-from connectors.engine.oauth import TokenSource
 from connectors.engine.pagination import PageState, PaginationError, Paginator
-from connectors.engine.paths import PathNotFound, extract, resolve
+from connectors.engine.parsing import bounded_outputs, extract_output, parse_body, stored_body, stored_request
+from connectors.engine.records import BinaryBody, Hooks, Outcome, PendingRetry, StepFailure, StepRecord, utcnow
 from connectors.engine.redaction import Redactor
-from connectors.engine.taint import SecretDerived, SecretTaint, refusing_taint
-from connectors.engine.templating import (
-    RenderBudget,
-    RenderTooLarge,
-    Taint,
-    UnresolvedReference,
-    compile_template,
-    render_json,
-    to_text,
-)
+from connectors.engine.rendering import render_contact_mapping, render_request
+from connectors.engine.spec import DefinitionSpec, StepSpec, StepState
+from connectors.engine.templating import to_text
+
+__all__ = [
+    "BinaryBody",
+    "Hooks",
+    "Outcome",
+    "PendingRetry",
+    "Runner",
+    "StepFailure",
+    "StepRecord",
+    "backoff_delay",
+    "parse_retry_after",
+    "render_contact_mapping",
+    "secret_paths",
+]
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 300.0
 DEFAULT_STORED_BODY_BYTES = 64 * 1024
 MAX_PAGE_PROGRESS_BYTES = 256 * 1024
-# Caps on what a step renders, checked while rendering (characters): the URL with its query, each header, the body.
-MAX_RENDERED_URL = 16 * 1024
-MAX_RENDERED_HEADER = 16 * 1024
-MAX_RENDERED_BODY = 2 * 1024 * 1024
-_XML_QUOTES = {'"': "&quot;", "'": "&apos;"}
-BODY_CONTENT_TYPES = {
-    "json": "application/json",
-    "form": "application/x-www-form-urlencoded",
-    "xml": "application/xml",
-    "raw": "text/plain",
-}
-
-
-class BinaryBody(dict[str, Any]):
-    """A binary response as stored: {"size", "sha256", "base64"}; stored whole, never cut like other bodies."""
-
-
-class StepFailure(Exception):
-    """A step attempt failed. `transient` failures may be retried; `retry_after` is the server's wish."""
-
-    def __init__(
-        self, message: str, *, transient: bool = False, retry_after: float | None = None, timed_out: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
-        self.retry_after = retry_after
-        self.timed_out = timed_out
-
-
-@dataclass
-class StepRecord:
-    """What is stored about one step (already scrubbed), plus the unscrubbed values later steps may use."""
-
-    index: int
-    name: str
-    status: str
-    attempts: int = 0
-    request: dict[str, Any] | None = None
-    response: dict[str, Any] | None = None
-    extracted: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    duration_ms: int | None = None
-    # In-memory only: the values templates of later steps read (`steps.NAME...`).
-    context: dict[str, Any] | None = None
-    # Values of this step that later steps use as auth, unscrubbed: [[path, value], ...]. The caller stores
-    # them encrypted, so a resumed execution can still authenticate with them (see `secret_paths`).
-    sealed: list[Any] = field(default_factory=list)
-
-
-@dataclass
-class PendingRetry:
-    """A step that failed transiently and will be tried again after `delay` seconds."""
-
-    index: int
-    attempts: int
-    delay: float
-    error: str
-    started_at: datetime | None
-    # Pagination progress of the step (PageState.to_json(), scrubbed), so a resumed step goes on from there.
-    state: dict[str, Any] | None = None
-
-
-@dataclass
-class Outcome:
-    """The verdict of `Runner.advance`: `finished` with a status, `waiting` for a retry, or `stopped`."""
-
-    state: str
-    status: str | None = None
-    error: str | None = None
-    retry: PendingRetry | None = None
-
-
-@dataclass
-class Hooks:
-    """Callbacks to the caller. `on_step` must persist the record before it returns (checkpoint)."""
-
-    on_step: Callable[[StepRecord], None]
-    should_stop: Callable[[], bool] = lambda: False
-    # HTTP features of steps (connectors/engine/exchange.py); all optional.
-    tokens: TokenSource | None = None
-    budget: RateBudget | None = None
-    on_request: Callable[[RequestEvent], None] | None = None
-    run_key: str | None = None  # the execution id: the seed of Idempotency-Key values
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def backoff_delay(failed_attempts: int, retry_after: float | None, rng: random.Random | None = None) -> float:
@@ -175,7 +89,7 @@ class Runner:
 
     def advance(
         self,
-        definition: Mapping[str, Any],
+        definition: DefinitionSpec,
         context: dict[str, Any],
         redactor: Redactor,
         hooks: Hooks,
@@ -194,8 +108,9 @@ class Runner:
         for record in finished:
             for _path, value in record.sealed:
                 redactor.add(to_text(value))
-        context["steps"] = {r.name: r.context or _context_of_stored(r) for r in finished if r.status == "succeeded"}
-        failed = next((r for r in finished if r.status == "failed" and not _continues(steps, r.index)), None)
+        succeeded = (r for r in finished if r.status == StepState.SUCCEEDED)
+        context["steps"] = {r.name: r.context or context_of_stored(r) for r in succeeded}
+        failed = next((r for r in finished if r.status == StepState.FAILED and not _continues(steps, r.index)), None)
         if failed is not None:
             return self._skip_rest(steps, len(finished), hooks, failed)
         for index in range(len(finished), len(steps)):
@@ -209,20 +124,20 @@ class Runner:
             if retry is not None:
                 return Outcome("waiting", retry=retry)
             hooks.on_step(record)
-            if record.status == "succeeded":
+            if record.status == StepState.SUCCEEDED:
                 context["steps"][record.name] = record.context
             elif not step["continue_on_error"]:
                 return self._skip_rest(steps, index + 1, hooks, record)
-        return Outcome("finished", status="succeeded")
+        return Outcome("finished", status=StepState.SUCCEEDED)
 
-    def _skip_rest(self, steps: list[dict[str, Any]], start: int, hooks: Hooks, failed: StepRecord) -> Outcome:
+    def _skip_rest(self, steps: Sequence[StepSpec], start: int, hooks: Hooks, failed: StepRecord) -> Outcome:
         for index in range(start, len(steps)):
-            hooks.on_step(StepRecord(index=index, name=steps[index]["name"], status="skipped"))
-        return Outcome("finished", status="failed", error=f"step {failed.name!r} failed: {failed.error}")
+            hooks.on_step(StepRecord(index=index, name=steps[index]["name"], status=StepState.SKIPPED))
+        return Outcome("finished", status=StepState.FAILED, error=f"step {failed.name!r} failed: {failed.error}")
 
     def _run_step(
         self,
-        step: Mapping[str, Any],
+        step: StepSpec,
         index: int,
         context: dict[str, Any],
         redactor: Redactor,
@@ -238,7 +153,7 @@ class Runner:
         record = StepRecord(
             index=index,
             name=step["name"],
-            status="failed",
+            status=StepState.FAILED,
             attempts=attempts + (pages.sent_before if pages else 0),
             started_at=prior.started_at if prior and prior.started_at else utcnow(),
         )
@@ -260,7 +175,7 @@ class Runner:
             request.timeout = min(float(step["timeout_seconds"]), remaining)
             capped = remaining < float(step["timeout_seconds"])
             exchange.add_idempotency_key(request, page=pages.pages + 1 if pages else 1)
-            record.request = _stored_request(request, redactor)
+            record.request = stored_request(request, redactor)
             if paginator is None or pages is None:
                 response = self._send(exchange, request, sensitive, retry=attempts > 1)
                 self._complete(step, record, response, redactor, secret_outputs)
@@ -295,7 +210,7 @@ class Runner:
 
     def _paginate(
         self,
-        step: Mapping[str, Any],
+        step: StepSpec,
         record: StepRecord,
         exchange: Exchange,
         base: OutboundRequest,
@@ -338,53 +253,14 @@ class Runner:
 
     def render_request(
         self,
-        step: Mapping[str, Any],
+        step: StepSpec,
         context: Mapping[str, Any],
         redactor: Redactor,
         *,
         exchange: Exchange | None = None,
     ) -> tuple[OutboundRequest, list[str]]:
-        """The request a step sends, with auth applied and secrets registered. Raises StepFailure (permanent)
-        for an unresolved reference, a missing credential or a value that would break out of its place (and,
-        for OAuth2 auth, when no token could be had; transient when trying again may help)."""
-        where = "url"
-        taint = SecretTaint(redactor)  # whatever is rendered from a secret is registered as one
-        url_budget = RenderBudget(MAX_RENDERED_URL)  # the URL and its query parameters together
-        try:
-            url = compile_template(step["url"]).render(context, taint=taint, budget=url_budget)
-            where = "query"
-            params = {
-                name: compile_template(v).render(context, taint=taint, budget=url_budget)
-                for name, v in step["query"].items()
-            }
-            where = "headers"
-            headers = {
-                name: compile_template(v).render(context, taint=taint, budget=RenderBudget(MAX_RENDERED_HEADER))
-                for name, v in step["headers"].items()
-            }
-            where = "auth"
-            sensitive = _apply_auth(step["auth"], context, headers, params, redactor, exchange, taint)
-            where = "body"
-            body, default_type = _render_body(step, context, taint, RenderBudget(MAX_RENDERED_BODY))
-        except RenderTooLarge as error:
-            raise StepFailure(
-                f"the rendered {where} is larger than {error.limit} characters (the limit); nothing was sent"
-            ) from None
-        except UnresolvedReference as error:
-            raise StepFailure(f"{error} in {where}") from None
-        except MissingCredential as error:
-            raise StepFailure(f"{error} (referenced in {where})") from None
-        except SendFailure as failure:
-            raise StepFailure(failure.message, transient=failure.transient) from None
-        if default_type and not any(name.lower() == "content-type" for name in headers):
-            headers["Content-Type"] = step.get("content_type") or default_type
-        for name, value in headers.items():
-            if "\r" in value or "\n" in value:
-                raise StepFailure(f"header {name!r} contains a line break after rendering; nothing was sent")
-        if urlsplit(url).scheme.lower() not in ("http", "https"):
-            raise StepFailure("the rendered URL must start with http:// or https://")
-        request = OutboundRequest(method=step["method"], url=url, headers=headers, params=params, body=body)
-        return request, sensitive
+        """The request a step sends (see `rendering.render_request`)."""
+        return render_request(step, context, redactor, exchange=exchange)
 
     def _send(
         self, exchange: Exchange, request: OutboundRequest, sensitive: list[str], *, page: int = 1, retry: bool
@@ -396,7 +272,7 @@ class Runner:
 
     def _complete(
         self,
-        step: Mapping[str, Any],
+        step: StepSpec,
         record: StepRecord,
         response: OutboundResponse,
         redactor: Redactor,
@@ -407,12 +283,12 @@ class Runner:
         succeeded = 200 <= response.status_code < 300
         body = parsed if parsed is not None and succeeded else self._parse_body(step["response_type"], response)
         context = {
-            **({name: _extract(body, response.headers, path) for name, path in step["extract"].items()}),
+            **({name: extract_output(body, response.headers, path) for name, path in step["extract"].items()}),
             "response": {"status_code": response.status_code, "headers": response.headers, "body": body},
         }
         if succeeded:
             # Values a later step sends as auth are secrets too: register them before anything is stored.
-            record.sealed = _values_at(context, secret_outputs)
+            record.sealed = values_at(context, secret_outputs)
             for _path, value in record.sealed:
                 redactor.add(to_text(value))
         record.response = {
@@ -425,69 +301,18 @@ class Runner:
             retry_after = parse_retry_after(response.headers.get("Retry-After")) if transient else None
             raise StepFailure(f"HTTP {response.status_code}", transient=transient, retry_after=retry_after)
         extracted = {name: context[name] for name in step["extract"]}
-        record.extracted = _bounded_outputs(redactor.scrub(extracted), self.stored_body_bytes)
-        record.status = "succeeded"
+        record.extracted = bounded_outputs(redactor.scrub(extracted), self.stored_body_bytes)
+        record.status = StepState.SUCCEEDED
         record.context = context
 
     def _parse_body(self, response_type: str, response: OutboundResponse) -> Any:
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if response_type == "auto":
-            if content_type == "application/json" or content_type.endswith("+json"):
-                response_type = "json"
-            elif not response.content or _is_textual(content_type):
-                response_type = "text"
-            else:
-                response_type = "binary"
-        if response_type == "binary":
-            kept = response.content[: self.stored_body_bytes]
-            return BinaryBody(
-                size=len(response.content),
-                sha256=hashlib.sha256(response.content).hexdigest(),
-                base64=base64.b64encode(kept).decode("ascii"),
-            )
-        text = response.content.decode(_charset(response.headers.get("Content-Type", "")), errors="replace")
-        if response_type == "json" and text.strip():
-            try:
-                return json.loads(text)
-            except ValueError:
-                raise StepFailure(f"the response is not valid JSON (HTTP {response.status_code})") from None
-        return text if text or response_type == "text" else None
+        return parse_body(response_type, response, self.stored_body_bytes)
 
     def _stored_body(self, body: Any, redactor: Redactor) -> Any:
-        if isinstance(body, BinaryBody):
-            # Already bounded: base64 of at most the first stored_body_bytes bytes (docs/api.md §5). The bytes are
-            # scrubbed before they are encoded: a secret at any offset would otherwise hide in the base64.
-            raw = redactor.scrub(base64.b64decode(body["base64"]))
-            return BinaryBody(size=body["size"], sha256=body["sha256"], base64=base64.b64encode(raw).decode("ascii"))
-        scrubbed = redactor.scrub(body)
-        if isinstance(scrubbed, str):
-            return _cut(scrubbed, self.stored_body_bytes)
-        if isinstance(scrubbed, dict | list):
-            encoded = json.dumps(scrubbed, ensure_ascii=False)
-            if len(encoded.encode()) > self.stored_body_bytes:
-                return _cut(encoded, self.stored_body_bytes)
-        return scrubbed
+        return stored_body(body, redactor, self.stored_body_bytes)
 
 
-def render_contact_mapping(
-    mapping: Mapping[str, str], context: Mapping[str, Any], redactor: Redactor | None = None
-) -> tuple[dict[str, Any], list[str]]:
-    """Values for the contact (target -> value) and notes about mappings skipped as unresolved or, with a
-    `redactor`, as derived from a secret (a contact row never holds one, not even scrubbed)."""
-    values: dict[str, Any] = {}
-    notes: list[str] = []
-    taint = refusing_taint(redactor) if redactor is not None else None
-    for target, source in mapping.items():
-        try:
-            values[target] = compile_template(source).render_value(context, taint=taint)
-        except (UnresolvedReference, MissingCredential) as error:
-            notes.append(f"contact_mapping {target!r} skipped: {error}")
-        except SecretDerived as error:
-            notes.append(f"contact_mapping {target!r} skipped: {error}; contacts never store secrets")
-    return values, notes
-
-
-def _continues(steps: list[dict[str, Any]], index: int) -> bool:
+def _continues(steps: Sequence[StepSpec], index: int) -> bool:
     return bool(steps[index]["continue_on_error"])
 
 
@@ -498,209 +323,3 @@ def _remaining(deadline: float | None) -> float:
     if remaining <= 0:
         raise StepFailure("the execution ran out of time (max_duration_seconds)")
     return remaining
-
-
-def _apply_auth(
-    auth: Mapping[str, str],
-    context: Mapping[str, Any],
-    headers: dict[str, str],
-    params: dict[str, str],
-    redactor: Redactor,
-    exchange: Exchange | None = None,
-    taint: Taint | None = None,
-) -> list[str]:
-    """Places the auth of a step and registers its values as secrets. Returns extra sensitive header names."""
-    kind = auth["type"]
-    if kind == "oauth2":
-        if exchange is None:
-            raise SendFailure("OAuth2 steps need a token source; none is configured here", transient=False)
-        headers["Authorization"] = exchange.bearer(auth["credential"])
-        return []
-
-    def render(key: str) -> str:
-        return compile_template(auth[key]).render(context, taint=taint, budget=RenderBudget(MAX_RENDERED_HEADER))
-
-    def secret(key: str) -> str:
-        value = render(key)
-        redactor.add(value)
-        return value
-
-    if kind == "bearer":
-        headers["Authorization"] = f"Bearer {secret('token')}"
-    elif kind == "basic":
-        username = render("username")
-        password = render("password")
-        redactor.add_basic(username, password)
-        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-        headers["Authorization"] = f"Basic {token}"
-    elif kind == "api_key":
-        value = secret("value")
-        if auth["in"] == "header":
-            headers[auth["name"]] = value
-            redactor.add_header_name(auth["name"])
-            return [auth["name"]]
-        params[auth["name"]] = value
-        redactor.add_query_param(auth["name"])
-    return []
-
-
-def _render_body(
-    step: Mapping[str, Any], context: Mapping[str, Any], taint: Taint | None = None, budget: RenderBudget | None = None
-) -> tuple[bytes | None, str | None]:
-    body_type, body = step["body_type"], step["body"]
-    if body_type == "none":
-        return None, None
-    if body_type == "json":
-        rendered = render_json(body, context, taint=taint, budget=budget)
-        return json.dumps(rendered, ensure_ascii=False, separators=(",", ":")).encode(), BODY_CONTENT_TYPES["json"]
-    if body_type == "form":
-        fields = {
-            name: compile_template(value).render(context, taint=taint, budget=budget) for name, value in body.items()
-        }
-        return urlencode(fields).encode(), BODY_CONTENT_TYPES["form"]
-    if body_type == "xml":
-        xml = compile_template(body).render(context, escape=_xml_escape, taint=taint, budget=budget)
-        return xml.encode(), BODY_CONTENT_TYPES["xml"]
-    return compile_template(body).render(context, taint=taint, budget=budget).encode(), BODY_CONTENT_TYPES["raw"]
-
-
-def _xml_escape(text: str) -> str:
-    """Escapes for element text and for attribute values in either quote style."""
-    return xml_escape(text, _XML_QUOTES)
-
-
-def _stored_request(request: OutboundRequest, redactor: Redactor) -> dict[str, Any]:
-    parts = urlsplit(request.url)
-    query = "&".join(q for q in (parts.query, urlencode(request.params)) if q)
-    url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-    stored: dict[str, Any] = {
-        "method": request.method,
-        "url": redactor.scrub_url(url),
-        "headers": redactor.scrub_headers(request.headers),
-    }
-    if request.body is not None:
-        stored["body"] = _cut(redactor.scrub_text(request.body.decode("utf-8", errors="replace")), 64 * 1024)
-    return stored
-
-
-def _extract(body: Any, headers: CaseInsensitiveDict[str], path: str) -> Any:
-    """An output from the parsed body; a path starting with `headers.` reads the response headers when the
-    body itself has no `headers` key."""
-    if path.startswith("headers.") and not (isinstance(body, dict) and "headers" in body):
-        return extract({"headers": headers}, path)
-    return extract(body, path)
-
-
-def secret_paths(steps: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
-    """Step name -> paths into that step's results that a later step's auth reads.
-
-    `{"type": "bearer", "token": "{{steps.login.token}}"}` makes `("token",)` of step `login` a secret: it is
-    redacted wherever it is stored, and kept (encrypted, by the caller) for a resumed execution.
-    """
-    found: dict[str, list[tuple[Any, ...]]] = {}
-    for step in steps:
-        for key, source in step["auth"].items():
-            if key in ("type", "in", "name", "credential"):
-                continue
-            for reference in compile_template(source).references:
-                if reference.namespace == "steps" and len(reference.path) > 1:
-                    found.setdefault(reference.path[0], []).append(tuple(reference.path[1:]))  # type: ignore[arg-type]
-    return found
-
-
-def _values_at(context: Mapping[str, Any], paths: Iterable[tuple[Any, ...]]) -> list[Any]:
-    values = []
-    for path in paths:
-        try:
-            value = resolve(context, path)
-        except PathNotFound:
-            continue
-        if value is not None:
-            values.append([list(path), value])
-    return values
-
-
-def _context_of_stored(record: StepRecord) -> dict[str, Any]:
-    """Rebuilds what later steps may read from a checkpoint (after a restart the stored, scrubbed copy is
-    all there is), with the sealed auth values put back in their places."""
-    response = record.response or {}
-    context = {
-        **record.extracted,
-        "response": {
-            "status_code": response.get("status_code"),
-            "headers": CaseInsensitiveDict(response.get("headers") or {}),
-            "body": response.get("body"),
-        },
-    }
-    for path, value in record.sealed:
-        _put(context, path, value)
-    return context
-
-
-def _put(target: Any, path: list[Any], value: Any) -> None:
-    """Sets `value` at a path of mapping keys, creating mappings on the way; other shapes are left alone
-    (the reference then fails to resolve, loudly, instead of sending a redacted value)."""
-    for segment in path[:-1]:
-        if not isinstance(target, MutableMapping) or not isinstance(segment, str):
-            return
-        target = target.setdefault(segment, {})
-    if isinstance(target, MutableMapping) and isinstance(path[-1], str):
-        target[path[-1]] = value
-
-
-def _is_textual(content_type: str) -> bool:
-    return (
-        content_type.startswith("text/")
-        or content_type.endswith(("+xml", "/xml"))
-        or content_type in ("application/x-www-form-urlencoded", "application/javascript")
-    )
-
-
-def _charset(content_type: str) -> str:
-    for part in content_type.split(";")[1:]:
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value:
-            charset = value.strip('"').lower()
-            try:
-                "".encode(charset)
-            except LookupError:
-                return "utf-8"
-            return charset
-    return "utf-8"
-
-
-def _bounded_outputs(extracted: dict[str, Any], limit: int) -> dict[str, Any]:
-    """The stored copy of a step's outputs: at most about `limit` bytes of JSON in all (later steps of the same
-    run still read the whole values). The smallest outputs are kept whole first; one that does not fit in what
-    is left becomes the start of its JSON text, cut to the remaining budget (an empty string once it is spent).
-    """
-    encoded = {name: json.dumps(value, ensure_ascii=False) for name, value in extracted.items()}
-    kept, used = {}, 0
-    for name in sorted(encoded, key=lambda n: len(encoded[n].encode())):
-        size = len(encoded[name].encode())
-        if used + size <= limit:
-            kept[name] = extracted[name]
-        else:
-            kept[name] = _cut_to_json_size(encoded[name], max(limit - used, 0))
-            size = _json_size(kept[name])
-        used += size
-    return {name: kept[name] for name in extracted}
-
-
-def _json_size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False).encode())
-
-
-def _cut_to_json_size(text: str, budget: int) -> str:
-    """The start of `text`, as long as it can be while its JSON encoding (quotes, escapes) fits `budget`."""
-    value = _cut(text, budget)
-    while value and _json_size(value) > budget:
-        value = _cut(value, len(value.encode()) - (_json_size(value) - budget))
-    return value
-
-
-def _cut(text: str, limit: int) -> str:
-    encoded = text.encode()
-    if len(encoded) <= limit:
-        return text
-    return encoded[:limit].decode("utf-8", errors="ignore")

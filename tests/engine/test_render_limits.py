@@ -8,13 +8,8 @@ import pytest
 
 from connectors.engine.http import AddressPolicy, SafeHttpClient
 from connectors.engine.redaction import Redactor
-from connectors.engine.runner import (
-    MAX_RENDERED_BODY,
-    MAX_RENDERED_HEADER,
-    MAX_RENDERED_URL,
-    Runner,
-    StepFailure,
-)
+from connectors.engine.runner import Runner, StepFailure
+from connectors.engine.spec import MAX_RENDERED_BODY, MAX_RENDERED_HEADER, MAX_RENDERED_URL
 from connectors.engine.templating import Reference, RenderBudget, RenderTooLarge, compile_template
 from tests.factories import normalized_step
 

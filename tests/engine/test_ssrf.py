@@ -22,8 +22,8 @@ from connectors.engine.http import (
     ConnectionFailed,
     OutboundRequest,
     SafeHttpClient,
-    _translate,
 )
+from connectors.engine.http_errors import translate
 from tests.local_server import TEST_CA_BUNDLE, LocalServer, Reply
 from tests.net_guard import FakeDns, NetGuard, NetGuardViolation
 
@@ -304,7 +304,7 @@ def test_blocked_destination_wrapped_by_requests_is_unwrapped() -> None:
     blocked = BlockedDestination("refused: 10.0.0.1 is a private address")
     wrapped = requests.exceptions.ConnectionError(blocked)
 
-    assert _translate(wrapped, "http://10.0.0.1/x?key=secret") is blocked
+    assert translate(wrapped, "http://10.0.0.1/x?key=secret") is blocked
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -290,6 +290,16 @@ def test_requeue_command_prints_how_many(queued):
     assert out.getvalue() == "Requeued 1 execution(s).\n"
 
 
+def test_requeue_command_defaults_to_the_stale_setting(monkeypatch, settings):
+    settings.CONNECTORS_REQUEUE_STALE_AFTER_SECONDS = 77
+    seen = []
+    monkeypatch.setattr(lifecycle, "requeue_stuck", lambda *, stale_after: seen.append(stale_after) or 0)
+
+    call_command("requeue_stuck_executions", stdout=StringIO())
+
+    assert seen == [77]
+
+
 def test_beat_schedule_names_a_registered_task():
     from django.conf import settings
 

@@ -20,7 +20,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from connectors.engine.http import AddressPolicy, SafeHttpClient
 from connectors.engine.redaction import Redactor
 from connectors.engine.runner import Hooks, Runner
-from connectors.validation import MAX_DEFINITION_BYTES, MAX_ENTRIES, MAX_STEPS, MAX_TEMPLATE_LENGTH
+from connectors.engine.spec import MAX_DEFINITION_BYTES, MAX_ENTRIES, MAX_STEPS, MAX_TEMPLATE_LENGTH
 from contacts.models import Contact
 from executions import dispatch, lifecycle, services
 from executions.models import Execution
