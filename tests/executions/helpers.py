@@ -81,14 +81,20 @@ def json_reply(payload: Any, status: int = 200, **headers: str) -> Reply:
     return Reply(status, body=json.dumps(payload).encode(), headers={"Content-Type": "application/json", **headers})
 
 
-def database_dump() -> str:
-    """`pg_dump --data-only` of the test database as text (skips, or fails in CI, without PostgreSQL/pg_dump)."""
+def require_pg_dump() -> str:
+    """The pg_dump binary for the test database; skips without PostgreSQL/pg_dump (fails in CI instead)."""
     pg_dump = shutil.which("pg_dump")
-    database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql" or pg_dump is None:
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or pg_dump is None:
         if os.environ.get("CI"):
             pytest.fail("CI must run this on PostgreSQL with pg_dump installed", pytrace=False)
         pytest.skip("needs PostgreSQL and pg_dump")
+    return pg_dump
+
+
+def database_dump() -> str:
+    """`pg_dump --data-only` of the test database as text (see `require_pg_dump`)."""
+    pg_dump = require_pg_dump()
+    database = settings.DATABASES["default"]
     return subprocess.run(
         [
             pg_dump,

@@ -2,14 +2,11 @@
 of the database holds neither the client secret nor any access or refresh token, in any common encoding."""
 
 import base64
-import shutil
-import subprocess
 from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 
-from tests.executions.helpers import make_connector, run_api
+from tests.executions.helpers import database_dump, make_connector, require_pg_dump, run_api
 from tests.oauth_server import OAuthServer
 
 CLIENT_SECRET = "cs_Pq7Wd2Rx9Lm4Tz6V"
@@ -23,10 +20,7 @@ def forms(secret: str) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_dump_of_the_database_holds_no_oauth_secret(alice_api, acme):
-    pg_dump = shutil.which("pg_dump")
-    database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql" or pg_dump is None:
-        pytest.skip("needs PostgreSQL and pg_dump")  # CI runs it (see tests/executions/test_secrets_at_rest.py)
+    require_pg_dump()
     with OAuthServer(client_id="cid", client_secret=CLIENT_SECRET, token_suffix=SUFFIX) as oauth:
         oauth.protect("/api/me", {"name": "acme"})  # answers with the token it was given, in the body
         oauth.add_refresh_token(f"rt-0{SUFFIX}")
@@ -48,23 +42,7 @@ def test_a_dump_of_the_database_holds_no_oauth_secret(alice_api, acme):
 
     assert (first["status"], second["status"]) == ("succeeded", "succeeded")
     assert second["output"] == {"me": {"token": "[REDACTED]"}}
-    dump = subprocess.run(
-        [
-            pg_dump,
-            "--data-only",
-            "-h",
-            database["HOST"] or "127.0.0.1",
-            "-p",
-            str(database["PORT"] or 5432),
-            "-U",
-            database["USER"] or "postgres",
-            database["NAME"],
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    dump = database_dump()
 
     assert "oauth2_refresh_token" in dump  # the credential row is there, encrypted
     secrets = [CLIENT_SECRET, *(f"{kind}-{n}{SUFFIX}" for kind in ("at", "rt") for n in range(3))]
