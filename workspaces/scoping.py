@@ -16,6 +16,8 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, viewsets
 
 from core import rls
+from core.throttling import ThrottledViewMixin
+from workspaces import access
 from workspaces.models import MANAGING_ROLES, ApiKey, Membership
 
 WORKSPACE_HEADER = "X-Workspace-ID"
@@ -47,18 +49,26 @@ def resolve_membership(request, workspace_id: str | None = None) -> Membership:
             requested_uuid = uuid.UUID(requested)
         except ValueError:
             raise WorkspaceRequired(f"{WORKSPACE_HEADER} must be a workspace id (a UUID).") from None
-        membership = memberships.filter(workspace_id=requested_uuid).first()
+        membership = access.membership(
+            request.user, requested_uuid, lambda: memberships.filter(workspace_id=requested_uuid).first()
+        )
         if membership is None:
             raise WorkspaceForbidden()
         return membership
-    found = list(memberships[:2])
-    if len(found) != 1:
+    found: list[Membership] = []
+
+    def only_one() -> Membership | None:
+        found.extend(memberships[:2])
+        return found[0] if len(found) == 1 else None
+
+    membership = access.membership(request.user, None, only_one)
+    if membership is None:
         raise WorkspaceRequired(
             f"You belong to several workspaces; choose one with the {WORKSPACE_HEADER} header."
             if found
             else "You do not belong to any workspace."
         )
-    return found[0]
+    return membership
 
 
 def _key_membership(api_key: ApiKey, requested: str) -> Membership:
@@ -87,7 +97,7 @@ class WorkspaceSchema(AutoSchema):
         return [header, *super().get_override_parameters()]
 
 
-class WorkspaceScopedViewSet(viewsets.GenericViewSet):
+class WorkspaceScopedViewSet(ThrottledViewMixin, viewsets.GenericViewSet):
     """Base of every viewset over one workspace's data.
 
     Set `workspace_field` to the lookup that leads from the model to its workspace, and list in

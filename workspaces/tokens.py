@@ -6,17 +6,16 @@ version 0). Logout and a password change increment the version, so every access 
 working at once, in every process. A user's other sessions are not logged out: their refresh tokens still
 work and mint access tokens with the new version.
 
-Cost: the version lives on the user row, which authentication loads anyway (no extra query), and in the cache
-(`token-version:<user id>`), so a revoked token is refused from the cache before the user is read. A fast path
-that wants to skip the user query reads `cached_version()`; the cache is filled by authentication and updated
-when the version changes (after commit), and a cache miss always falls back to the row.
+Cost: the user (with its version) comes from `workspaces.access`, which keeps it per process and reads it
+again only when the user's access generation changed; a version change replaces the generation once it
+commits. So a request costs one cache read, not a query, and a revoked token is refused in every process from
+its next request on.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
@@ -24,20 +23,12 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from workspaces import access
 from workspaces.models import User
 
 TOKEN_VERSION_CLAIM = "tv"
-CACHE_SECONDS = 24 * 60 * 60
-
-
-def _cache_key(user_id: Any) -> str:
-    return f"token-version:{user_id}"
-
-
-def cached_version(user_id: Any) -> int | None:
-    """The user's token version as cached, or None when the cache does not know it (read the user then)."""
-    return cache.get(_cache_key(user_id))
 
 
 def token_version(token: Token) -> int:
@@ -55,8 +46,7 @@ def revoke_access_tokens(*, user: User) -> None:
     """Every access token issued to `user` so far stops working (logout, password change)."""
     User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
     user.refresh_from_db(fields=["token_version"])
-    version = user.token_version
-    transaction.on_commit(lambda: cache.set(_cache_key(user.pk), version, CACHE_SECONDS))
+    access.changed(user.pk)  # an update() sends no signal
 
 
 class VersionedRefreshToken(RefreshToken):
@@ -71,17 +61,18 @@ class VersionedJWTAuthentication(JWTAuthentication):
     """simplejwt's authentication, refusing access tokens whose version is older than the user's."""
 
     def get_user(self, validated_token: Token) -> User:
-        claimed = token_version(validated_token)
         user_id = validated_token.get(jwt_settings.USER_ID_CLAIM)
-        cached = cached_version(user_id)
-        if cached is not None and claimed < cached:  # versions only grow: older than the cache is revoked
-            raise _revoked()
-        user = super().get_user(validated_token)
-        if cached is None:
-            cache.add(_cache_key(user.pk), user.token_version, CACHE_SECONDS)
-        elif cached != user.token_version:  # the cache lags a change that just committed
-            cache.set(_cache_key(user.pk), user.token_version, CACHE_SECONDS)
-        if claimed != user.token_version:
+        if user_id is None:
+            return super().get_user(validated_token)  # simplejwt's own error for a token without a user
+        load = super().get_user  # the query, and simplejwt's checks, when the user is not cached
+        user = access.user(user_id, access.generation(user_id), lambda: load(validated_token))
+        # simplejwt's checks again, for a cached user
+        if jwt_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+            raise AuthenticationFailed("User is inactive", code="user_inactive")
+        revoke_claim = validated_token.get(jwt_settings.REVOKE_TOKEN_CLAIM)
+        if jwt_settings.CHECK_REVOKE_TOKEN and revoke_claim != get_md5_hash_password(user.password):
+            raise AuthenticationFailed("The user's password has been changed.", code="password_changed")
+        if token_version(validated_token) != user.token_version:
             raise _revoked()
         return user
 
