@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from connectors import selectors as connector_selectors
+from connectors.models import Connector
 from core.throttling import ExecuteRateThrottle
 from executions import selectors, services, waiting
 from executions.api import EXECUTION_FILTERS
@@ -66,7 +67,7 @@ class ConnectorExecutionViewSet(WorkspaceScopedViewSet):
                 {"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY_LENGTH} characters."]}
             )
         execution, created = services.execution_request(
-            connector=self.get_object(),
+            connector=self.get_scoped_object(Connector),
             input=serializer.validated_data["input"],
             contact_id=serializer.validated_data.get("contact_id"),
             idempotency_key=key,

@@ -9,13 +9,14 @@ override `get_queryset`, so a new endpoint cannot forget the filter.
 import uuid
 from contextlib import ExitStack
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.http import Http404
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, viewsets
 
-from core import rls
+from core import rls, rows
 from core.throttling import ThrottledViewMixin
 from workspaces import access
 from workspaces.models import MANAGING_ROLES, ApiKey, Membership
@@ -138,6 +139,20 @@ class WorkspaceScopedViewSet(ThrottledViewMixin, viewsets.GenericViewSet):
             rls.enter_workspace(membership.workspace_id)
         if self.action in self.manager_actions and membership.role not in MANAGING_ROLES:
             raise exceptions.PermissionDenied("This needs the owner or admin role in the workspace.")
+
+    def get_scoped_object(self, model: type[Model]) -> Model:
+        """The object at the path, scoped as `get_queryset()` scopes it, read with one prepared statement
+        (core.rows) instead of an ORM query: for hot paths (execute). `workspace_field` must be the model's
+        own foreign key to the workspace; related objects are not loaded."""
+        try:
+            pk = uuid.UUID(str(self.kwargs[self.lookup_url_kwarg or self.lookup_field]))
+        except ValueError:
+            raise Http404 from None
+        found = rows.select_one(model, pk=pk, **{f"{self.workspace_field}_id": self.request.workspace.pk})
+        if found is None:
+            raise Http404
+        self.check_object_permissions(self.request, found)
+        return found
 
     def get_queryset(self) -> QuerySet:
         queryset = self.get_unscoped_queryset()
