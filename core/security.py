@@ -39,7 +39,8 @@ class AdminLoginThrottleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method != "POST" or request.path != reverse("admin:login"):
+        # reverse() costs a tenth of a millisecond: only a POST ending like the admin's login page pays it.
+        if request.method != "POST" or not request.path.endswith("/login/") or request.path != reverse("admin:login"):
             return self.get_response(request)
         address = client_address(request)
         username = request.POST.get("username", "").strip().lower()[:254]

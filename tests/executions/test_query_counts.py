@@ -69,14 +69,15 @@ def test_each_further_step_costs_one_statement(chain):
     assert len(checkpoints) == 5
 
 
-def test_execute_api_takes_at_most_seven_queries(alice_api, chain, django_assert_max_num_queries):
+def test_execute_api_takes_five_queries(alice_api, chain, django_assert_num_queries):
     connector = chain(1)
-    execute(alice_api, connector)  # warm: the row-level security check runs once per process
+    execute(alice_api, connector)  # warm: the row-level security check, the caller's user and membership
 
-    # The user, the membership, entering the workspace context, the connector, the month's usage (the quota
-    # check and count, one upsert), the INSERT, and leaving the context (in production: BEGIN ... COMMIT
-    # around the same, 8). Nothing reads the new execution back.
-    with django_assert_max_num_queries(7):
+    # Entering the workspace context, the connector, the month's usage (the quota check and count, one
+    # upsert), the INSERT, and leaving the context (in production: BEGIN ... COMMIT around the same, 6). The
+    # user and the membership come from the process's cache (workspaces.access); nothing reads the new
+    # execution back.
+    with django_assert_num_queries(5):
         response = execute(alice_api, connector)
 
     assert response.status_code == 202
@@ -89,7 +90,7 @@ def test_execute_with_a_new_idempotency_key_reads_no_execution(alice_api, chain,
 
     # As without a key (the quota upsert included), plus the savepoint around the INSERT (its unique
     # constraint settles a taken key).
-    with django_assert_max_num_queries(9), CaptureQueriesContext(connection) as captured:
+    with django_assert_max_num_queries(7), CaptureQueriesContext(connection) as captured:
         response = execute(alice_api, connector, HTTP_IDEMPOTENCY_KEY="a-new-key")
 
     assert response.status_code == 202
