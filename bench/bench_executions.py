@@ -77,7 +77,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 POLL_SECONDS = 0.002
 
 # The production processes, as README's "Processes" section gives them.
-WEB_COMMAND = ["gunicorn", "config.wsgi:application", "--workers", "2", "--threads", "8"]
+WEB_COMMAND = ["gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi:application"]  # one worker per core
 WORKER_COMMAND = ["celery", "-A", "config", "worker"]  # the settings choose the pool and its 200 threads
 
 

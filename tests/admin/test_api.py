@@ -135,7 +135,7 @@ def test_workspaces_list_costs_the_same_queries_for_2_and_60_workspaces(staff_ap
 
     assert response.json()["count"] == 61
     assert len(response.json()["results"]) == 61
-    assert len(few.captured_queries) == len(many.captured_queries) == 3
+    assert len(few.captured_queries) == len(many.captured_queries) == 2  # the staff user is cached (access)
 
 
 def test_workspaces_list_paginates(staff_api):
@@ -193,15 +193,16 @@ def test_recent_executions_default_to_50_and_honour_limit(staff_api, acme_connec
     assert (limited["count"], len(limited["results"])) == (7, 7)
 
 
-def test_recent_executions_cost_two_queries_whatever_the_limit(staff_api, acme_connector):
+def test_recent_executions_cost_one_query_whatever_the_limit(staff_api, acme_connector):
     make_executions(acme_connector, 200)
+    staff_api.get("/api/v1/admin/executions/recent?limit=1")  # the caller's first request reads its user
 
     with CaptureQueriesContext(connection) as one:
         staff_api.get("/api/v1/admin/executions/recent?limit=1")
     with CaptureQueriesContext(connection) as all_of_them:
         staff_api.get("/api/v1/admin/executions/recent?limit=200")
 
-    assert len(one.captured_queries) == len(all_of_them.captured_queries) == 2
+    assert len(one.captured_queries) == len(all_of_them.captured_queries) == 1
 
 
 @pytest.mark.parametrize(
