@@ -59,7 +59,6 @@ def execution_create(
     """A queued execution of the connector's current definition, enqueued once the transaction commits
     (unless `enqueue` is False: the caller runs it in this process). Raises QuotaExceeded (429) when the
     workspace has used its executions for the month."""
-    reserve_executions(workspace_id=connector.workspace_id, count=1)  # the monthly quota, counted at constant cost
     execution = Execution.objects.create(
         workspace_id=connector.workspace_id,
         connector=connector,
@@ -72,6 +71,10 @@ def execution_create(
         request_fingerprint=fingerprint,
         run_after=timezone.now(),
     )
+    # The monthly quota, counted at constant cost. Last before the commit: the upsert locks the workspace's
+    # usage row, which every execute call and every finishing run of the workspace updates, until the
+    # transaction ends. A refusal rolls the INSERT back with the rest of the transaction.
+    reserve_executions(workspace_id=connector.workspace_id, count=1)
     if enqueue:
         max_duration = connector.max_duration_seconds
         transaction.on_commit(lambda: dispatch.enqueue(execution.id, max_duration=max_duration))
