@@ -76,6 +76,9 @@ class ConnectorExecutionViewSet(WorkspaceScopedViewSet):
             execution = selectors.without_steps_yet(execution)
         else:
             execution = selectors.with_steps(Execution.objects.filter(pk=execution.pk)).get()
+        # The quota's upsert locked the workspace's usage row, which every execute call and every finishing
+        # run wait for: release it now rather than once the response is rendered.
+        self.commit_request_transaction()
         response = Response(
             ExecutionSerializer(execution).data,
             status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
