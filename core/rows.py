@@ -19,12 +19,12 @@ M = TypeVar("M", bound=Model)
 
 
 @cache
-def _statement(model: type[Model], columns: tuple[str, ...]) -> tuple[str, list[Field], list[Field]]:
+def _statement(model: type[Model], columns: tuple[str, ...]) -> tuple[str, list[Field]]:
     fields = list(model._meta.concrete_fields)
     where = [model._meta.pk if name == "pk" else model._meta.get_field(name) for name in columns]
     quoted = ", ".join(f'"{field.column}"' for field in fields)
     conditions = " AND ".join(f'"{field.column}" = %s' for field in where)
-    return f'SELECT {quoted} FROM "{model._meta.db_table}" WHERE {conditions}', fields, where  # noqa: S608
+    return f'SELECT {quoted} FROM "{model._meta.db_table}" WHERE {conditions}', where  # noqa: S608
 
 
 def _converters(model: type[Model], connection: Any) -> list[tuple[int, Callable[..., Any], Any]]:
@@ -46,7 +46,7 @@ _converters_of: dict[tuple[type[Model], str], list[tuple[int, Callable[..., Any]
 
 def select_one(model: type[M], using: str = DEFAULT_DB_ALIAS, **equal: Any) -> M | None:
     """The row of `model` whose columns equal `equal` (at most one must match), or None."""
-    sql, fields, where = _statement(model, tuple(equal))
+    sql, where = _statement(model, tuple(equal))
     connection = connections[using]
     params = [field.get_db_prep_value(value, connection) for field, value in zip(where, equal.values(), strict=True)]
     with connection.cursor() as cursor:
@@ -54,7 +54,14 @@ def select_one(model: type[M], using: str = DEFAULT_DB_ALIAS, **equal: Any) -> M
         row = cursor.fetchone()
     if row is None:
         return None
+    return from_row(model, row, using)
+
+
+def from_row(model: type[M], row: Any, using: str = DEFAULT_DB_ALIAS) -> M:
+    """The instance of a row of all of `model`'s columns in field order (`select_one`'s, or another statement's
+    such as the claim's, executions.lifecycle), converted as the ORM does."""
+    connection = connections[using]
     values = list(row)
     for index, convert, column in _converters(model, connection):
         values[index] = convert(values[index], column, connection)
-    return model.from_db(using, [field.attname for field in fields], values)
+    return model.from_db(using, [field.attname for field in model._meta.concrete_fields], values)

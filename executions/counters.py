@@ -5,6 +5,7 @@ execution is counted exactly once however many workers race, and statistics stay
 executions there are.
 """
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -78,11 +79,19 @@ def _add_to_daily_rollup(
 
 
 def counted_with(
-    finishing: str, params: list[Any], *, status: str, duration_ms: int | None, now: datetime
+    finishing: str,
+    params: list[Any],
+    *,
+    status: str,
+    duration_ms: int | None,
+    now: datetime,
+    also: Sequence[tuple[str, list[Any]]] = (),
 ) -> tuple[str, list[Any]]:
     """PostgreSQL: `finishing` (an UPDATE that finishes at most one execution, `RETURNING connector_id,
     workspace_id`) and the counting of what it finished, as one statement that returns how many it finished.
-    The same increments as `count`, in the same transaction as the final status (the statement's own)."""
+    The same increments as `count`, in the same transaction as the final status (the statement's own).
+    `also` adds more data-modifying CTEs (SQL and parameters) that read `finished`, so they too write only
+    if the UPDATE matched (the run's step statistics and HTTP requests)."""
     succeeded = int(status == Status.SUCCEEDED)
     failed = int(status == Status.FAILED)
     sql = f"""
@@ -108,10 +117,10 @@ def counted_with(
                 succeeded = executions_connectordailystats.succeeded + EXCLUDED.succeeded,
                 failed = executions_connectordailystats.failed + EXCLUDED.failed,
                 total_duration_ms = executions_connectordailystats.total_duration_ms + EXCLUDED.total_duration_ms
-        )
+        ){"".join(f", also_{n} AS ({cte})" for n, (cte, _) in enumerate(also))}
         SELECT count(*) FROM finished
-    """  # noqa: S608 - `finishing` is the caller's SQL text; every value is a parameter
+    """  # noqa: S608 - `finishing` and `also` are the callers' SQL text; every value is a parameter
     timed = duration_ms is not None and bool(succeeded or failed)  # the histogram behind /stats' p95
     counting = [succeeded, failed, now, histogram.bucket_of(duration_ms or 0), timed]
     counting += [now.date(), succeeded, failed, duration_ms or 0, bool(succeeded or failed)]
-    return sql, [*params, *counting]
+    return sql, [*params, *counting, *(value for _, more in also for value in more)]

@@ -30,8 +30,12 @@ from django.utils import timezone
 from connectors.engine.runner import PendingRetry, StepRecord
 from connectors.engine.spec import MAX_DURATION_SECONDS
 from contacts.services import contact_apply_mapping
-from executions import counters, dispatch, events, sealing
+from core import rows
+from executions import counters, dispatch, events, sealing, step_stats
 from executions.models import STEP_RECORD_FIELDS, Execution, ExecutionStep, Status
+from executions.step_stats import StepStatsCollector
+from monitoring import lifecycle as monitoring
+from usage import services as usage
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +66,12 @@ def _claim_in_one_statement(execution_id: uuid.UUID | str) -> Execution | None:
     how it keeps the cap exact), so it costs one round trip and no transaction of its own."""
     now = timezone.now()
     token = _claim_token()
-    found = list(
-        Execution.objects.raw(
-            "SELECT * FROM executions_claim(%s, %s, %s, %s)",
-            [str(execution_id), token, settings.CONNECTORS_WORKSPACE_CONCURRENCY, now],
-        )
-    )
-    if not found:
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), [str(execution_id), token, settings.CONNECTORS_WORKSPACE_CONCURRENCY, now])
+        row = cursor.fetchone()
+    if row is None:
         return None  # not queued any more (someone else has it, or it finished), or an early duplicate
-    execution = found[0]
+    execution = rows.from_row(Execution, row, connection.alias)  # no RawQuerySet: most of the claim's CPU
     if execution.status == Status.RUNNING and execution.worker == token:
         return execution
     if execution.cancel_requested:
@@ -83,6 +84,13 @@ def _claim_in_one_statement(execution_id: uuid.UUID | str) -> Execution | None:
     wait = (execution.run_after - now).total_seconds() if execution.run_after else 0.0
     dispatch.enqueue(execution.id, delay=max(wait, 0.0))
     return None
+
+
+@functools.cache
+def _claim_sql() -> str:
+    """The claimed row's columns in the model's field order, as `core.rows.from_row` takes them."""
+    columns = ", ".join(f'"{field.column}"' for field in Execution._meta.concrete_fields)
+    return f"SELECT {columns} FROM executions_claim(%s, %s, %s, %s)"  # noqa: S608 - columns from model metadata
 
 
 def _claim_in_a_transaction(execution_id: uuid.UUID | str) -> Execution | None:
@@ -298,10 +306,12 @@ def finish(
     error: str | None,
     notes: list[str],
     contact_values: dict | None = None,
+    step_counts: StepStatsCollector | None = None,
 ) -> bool:
-    """Final status, connector counters, daily rollup and contact mapping, all in one transaction and only
-    if this claim still owns the running execution (so a duplicate or stale finisher changes nothing).
-    Returns whether it finished the execution."""
+    """Final status, connector counters, daily rollup, the run's step statistics (`step_counts`) and HTTP
+    requests (the month's usage), and contact mapping, all in one transaction and only if this claim still owns
+    the running execution (so a duplicate or stale finisher changes nothing). Returns whether it finished
+    the execution."""
     now = timezone.now()
     # started_at is the claim's own (claim() keeps it in memory); it cannot change while this claim owns the run.
     started = execution.started_at
@@ -316,14 +326,39 @@ def finish(
         "pending_retry": {},
         "worker": "",
     }
+    steps = step_counts.rows() if step_counts is not None else []
+    requests = monitoring.take_requests() if connection.vendor == "postgresql" else 0
+    try:
+        moved = _finish_in_a_transaction(execution, changes, now, steps, requests, contact_values)
+    except BaseException:
+        monitoring.give_back_requests(requests)  # rolled back: a retried finish carries them again
+        raise
+    if step_counts is not None:
+        step_counts.clear()  # written with the finish, or dropped with a finish that lost its claim
+    if not moved:
+        monitoring.give_back_requests(requests)  # sent all the same: added to the usage when the claim ends
+    return moved
+
+
+def _finish_in_a_transaction(
+    execution: Execution,
+    changes: dict[str, Any],
+    now: datetime,
+    steps: list,
+    requests: int,
+    contact_values: dict | None,
+) -> bool:
+    status = changes["status"]
     contact_id = execution.contact_id if status == Status.SUCCEEDED and contact_values else None
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            moved = _finish_in_one_statement(execution, changes, now)
+            moved = _finish_in_one_statement(execution, changes, now, steps, requests)
         else:
             moved = bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(**changes))
             if moved:
-                counters.count(execution.connector_id, execution.workspace_id, status, duration_ms, now)
+                counters.count(execution.connector_id, execution.workspace_id, status, changes["duration_ms"], now)
+                if steps:
+                    step_stats.add_in_python(execution.connector_id, execution.workspace_id, now.date(), steps)
         if not moved:
             return False
         events.execution_finished(execution, status)  # webhooks, batches, Prefer: wait (executions/events.py)
@@ -332,9 +367,12 @@ def finish(
     return True
 
 
-def _finish_in_one_statement(execution: Execution, changes: dict[str, Any], now: datetime) -> bool:
-    """PostgreSQL: the guarded UPDATE and the counting of what it finished (counters.counted_with) as one
-    statement: one round trip instead of four, and nothing counted unless the UPDATE matched."""
+def _finish_in_one_statement(
+    execution: Execution, changes: dict[str, Any], now: datetime, steps: list, requests: int
+) -> bool:
+    """PostgreSQL: the guarded UPDATE and the counting of what it finished (counters.counted_with: the
+    counters, the run's step statistics and HTTP requests) as one statement: one round trip for all of it,
+    and nothing counted unless the UPDATE matched."""
     fields: list[Any] = [Execution._meta.get_field(name) for name in changes]
     assignments = ", ".join(f"{field.column} = %s" for field in fields)
     update = (
@@ -343,8 +381,11 @@ def _finish_in_one_statement(execution: Execution, changes: dict[str, Any], now:
     )
     params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
     params += [execution.id, execution.worker, Status.RUNNING]
+    also = [step_stats.upsert(steps, now.date())] if steps else []
+    if requests:
+        also.append(usage.http_requests_of_finished(count=requests, now=now))
     sql, params = counters.counted_with(
-        update, params, status=changes["status"], duration_ms=changes["duration_ms"], now=now
+        update, params, status=changes["status"], duration_ms=changes["duration_ms"], now=now, also=also
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

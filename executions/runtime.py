@@ -103,17 +103,17 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
         except lifecycle.LostClaim:
             logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
         except SoftTimeLimitExceeded:
-            _fail(execution, "The execution ran out of time (max_duration_seconds).")
+            _fail(execution, "The execution ran out of time (max_duration_seconds).", step_http)
         except DATABASE_ERRORS:
             logger.warning("Execution %s lost the database; handing it back to the queue", execution.id)
             if not _release_quietly(execution):
                 raise
         except Exception:
             logger.exception("Execution %s stopped by an unexpected error", execution.id)
-            _fail(execution, "The execution stopped because of an internal error.")
+            _fail(execution, "The execution stopped because of an internal error.", step_http)
         finally:
             heartbeats.discard(execution)
-            step_http.flush(execution)
+            step_http.flush(execution)  # counts the finish did not take: a retry is due, or the run was handed back
             _mark_used_quietly(provider.vault)
     if reload:
         execution.refresh_from_db()
@@ -181,11 +181,20 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
         error=redactor.scrub_message(outcome.error) if outcome.error else None,
         notes=notes,
         contact_values=values,
+        step_counts=step_http.stats,
     )
 
 
-def _fail(execution: Execution, message: str) -> None:
-    _patiently(lifecycle.finish, execution, status=Status.FAILED, output={}, error=message, notes=[])
+def _fail(execution: Execution, message: str, step_http: StepHttp) -> None:
+    _patiently(
+        lifecycle.finish,
+        execution,
+        status=Status.FAILED,
+        output={},
+        error=message,
+        notes=[],
+        step_counts=step_http.stats,
+    )
 
 
 def _patiently(action: Callable[..., T], *args, **kwargs) -> T:

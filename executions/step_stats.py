@@ -1,14 +1,17 @@
 """Per-step statistics: requests, status codes, retries, 429s and latency percentiles per connector and step.
 
 On the hot path, a `StepStatsCollector` is the runner's `on_request` hook: it counts each request in memory
-(no I/O), and `flush` writes what one run of an execution in a worker sent, for all its steps, with one
-upsert into the daily rollup (`StepDailyStats`). Reading (`step_stats`) is one query over at most 30 days x
+(no I/O). What one run of an execution in a worker sent, for all its steps, is written with one upsert into
+the daily rollup (`StepDailyStats`): on PostgreSQL as part of the statement that finishes the execution
+(`upsert`, a CTE of executions.counters.counted_with), so a finished run's requests are counted exactly once
+and a finish that lost its claim writes none; a run that waits for a retry or is handed back writes its
+requests so far with `flush` when its claim ends. Reading (`step_stats`) is one query over at most 30 days x
 20 steps rows, whatever the number of executions. Latency is kept as a histogram over fixed buckets, so
 percentiles over any number of days are sums; a percentile is interpolated inside its bucket (buckets are
 about 1.5x apart, so it is within that bucket's range of the true value).
 
-A run that dies between its requests and its flush (a killed worker) loses those counts: statistics are a
-best-effort rollup, never a reason to slow a run down or fail it.
+A run that dies between its requests and their writing (a killed worker) loses those counts: statistics are a
+best-effort rollup, never a reason to slow a run down.
 """
 
 from __future__ import annotations
@@ -66,19 +69,27 @@ class StepStatsCollector:
         counts.status_codes[str(event.status_code) if event.status_code is not None else "error"] += 1
         counts.latency[str(latency_bucket(event.elapsed_ms))] += 1
 
-    def flush(self, *, connector_id: Any, workspace_id: Any) -> None:
-        """Adds the counts to today's rows (one upsert on PostgreSQL) and forgets them. Database errors are
-        logged, not raised: statistics never fail an execution."""
-        if not self._steps:
-            return
-        rows = [(name, counts) for name, counts in sorted(self._steps.items())]
+    def rows(self) -> list[tuple[str, _StepCounts]]:
+        """The counts so far, per step name (kept until `clear`)."""
+        return sorted(self._steps.items())
+
+    def clear(self) -> None:
         self._steps.clear()
+
+    def flush(self, *, connector_id: Any, workspace_id: Any) -> None:
+        """Adds the counts not yet written with a finish (a run that waits for a retry or was handed back) to
+        today's rows (one upsert on PostgreSQL) and forgets them. Database errors are logged, not raised."""
+        rows = self.rows()
+        if not rows:
+            return
+        self.clear()
         day = timezone.now().date()
         try:
             if connection.vendor == "postgresql":
-                _upsert(connector_id, workspace_id, day, rows)
+                with connection.cursor() as cursor:
+                    cursor.execute(*upsert(rows, day, connector_id, workspace_id))
             else:
-                _add_in_python(connector_id, workspace_id, day, rows)
+                add_in_python(connector_id, workspace_id, day, rows)
         except DatabaseError:
             logger.warning("Could not record step statistics of connector %s", connector_id, exc_info=True)
 
@@ -94,7 +105,7 @@ _SUM_LATENCY = _SUM_STATUS_CODES.replace("status_codes", "latency")
 _UPSERT_SQL = """
     INSERT INTO executions_stepdailystats AS s
         (connector_id, workspace_id, date, step_name, requests, retries, rate_limited, status_codes, latency)
-    VALUES {values}
+    SELECT {owner}, %s, v.* FROM {source}(VALUES {values}) AS v
     ON CONFLICT (connector_id, date, step_name) DO UPDATE SET
         requests = s.requests + EXCLUDED.requests,
         retries = s.retries + EXCLUDED.retries,
@@ -104,18 +115,26 @@ _UPSERT_SQL = """
 """
 
 
-def _upsert(connector_id: Any, workspace_id: Any, day: date, rows: list[tuple[str, _StepCounts]]) -> None:
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)"] * len(rows))
-    sql = _UPSERT_SQL.format(values=values, status_codes=_SUM_STATUS_CODES, latency=_SUM_LATENCY)
-    params: list[Any] = []
+def upsert(rows: list[tuple[str, _StepCounts]], day: date, *owner: Any) -> tuple[str, list[Any]]:
+    """PostgreSQL: the upsert of `rows` into the day's rollup, as SQL and parameters, for the connector and
+    workspace given in `owner`, or, without them, for those of `finished`: then it is a data-modifying CTE of
+    the finishing statement (executions.counters.counted_with), which writes only if the run finished."""
+    values = ", ".join(["(%s, %s, %s, %s, %s::jsonb, %s::jsonb)"] * len(rows))
+    sql = _UPSERT_SQL.format(
+        owner="%s, %s" if owner else "finished.connector_id, finished.workspace_id",
+        source="" if owner else "finished, ",
+        values=values,
+        status_codes=_SUM_STATUS_CODES,
+        latency=_SUM_LATENCY,
+    )
+    params: list[Any] = [*owner, day]
     for name, counts in rows:
-        params += [connector_id, workspace_id, day, name, counts.requests, counts.retries, counts.rate_limited]
+        params += [name, counts.requests, counts.retries, counts.rate_limited]
         params += [json.dumps(counts.status_codes), json.dumps(counts.latency)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, params
 
 
-def _add_in_python(connector_id: Any, workspace_id: Any, day: date, rows: list[tuple[str, _StepCounts]]) -> None:
+def add_in_python(connector_id: Any, workspace_id: Any, day: date, rows: list[tuple[str, _StepCounts]]) -> None:
     """Other databases (SQLite, where writes are serialized anyway): read, add, write in a transaction."""
     with transaction.atomic():
         for name, counts in rows:

@@ -2,8 +2,9 @@
 
 - `execution_scope` wraps one claim's run in a worker: it binds the ids to every log line, logs the start,
   and counts the HTTP requests the steps send (`request_sent`, called by the per-step statistics collector,
-  the one place requests are counted); requests not yet in the usage when the
-  claim ends (it waits for a retry, or was handed back) are added then;
+  the one place requests are counted); the statement that finishes the execution adds them to the usage
+  (`take_requests`); requests not yet in the usage when the claim ends (it waits for a retry, or was handed
+  back) are added then;
 - `step_recorded` observes a checkpointed step (the step-duration histogram);
 - `execution_ended` (subscribed to executions.events) runs in the transaction that gives an execution its
   final status: it adds the
@@ -73,6 +74,24 @@ def _add_usage(workspace_id: Any, count: int) -> None:
         logger.warning("Could not add %s HTTP requests to the usage: database unreachable", count)
 
 
+def take_requests() -> int:
+    """The HTTP requests this claim sent that the usage does not count yet, now counted as added: for the
+    statement that finishes the execution, which adds them itself (`give_back_requests` if it did not)."""
+    sent = _sent.get()
+    if sent is None:
+        return 0
+    count, sent.count = sent.count, 0
+    return count
+
+
+def give_back_requests(count: int) -> None:
+    """Requests taken for a finish that did not happen (it lost its claim, or failed): they are added as
+    before, when the claim ends."""
+    sent = _sent.get()
+    if sent is not None:
+        sent.count += count
+
+
 def step_recorded(record: Any) -> None:
     if record.duration_ms is not None:
         STEP_DURATION.labels(record.status).observe(record.duration_ms / 1000)
@@ -81,8 +100,8 @@ def step_recorded(record: Any) -> None:
 def execution_ended(execution: Any, status: str) -> None:
     """Subscribed to executions.events (monitoring.apps): called in the transaction that gave `execution` its
     final status. Adds the HTTP requests this claim sent to the month's usage in that transaction (one
-    statement), and once it commits counts the execution in the metrics, logs its end and tells the alerts
-    about a failure."""
+    statement; none on PostgreSQL, where the finishing statement took them), and once it commits counts the
+    execution in the metrics, logs its end and tells the alerts about a failure."""
     workspace_id = execution.workspace_id
     sent = _sent.get()
     if sent is not None and sent.count:

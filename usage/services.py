@@ -52,6 +52,12 @@ _ADD_REQUESTS_SQL = """
     ON CONFLICT (workspace_id, month) DO UPDATE
     SET http_requests = usage_monthlyusage.http_requests + EXCLUDED.http_requests
 """
+_ADD_FINISHED_REQUESTS_SQL = """
+    INSERT INTO usage_monthlyusage (workspace_id, month, executions, http_requests)
+    SELECT workspace_id, %s, 0, %s FROM finished
+    ON CONFLICT (workspace_id, month) DO UPDATE
+    SET http_requests = usage_monthlyusage.http_requests + EXCLUDED.http_requests
+"""
 
 
 def _db_workspace_id(workspace_id: Any) -> Any:
@@ -90,6 +96,13 @@ def add_http_requests(*, workspace_id: Any, count: int, now: datetime | None = N
         return
     with connection.cursor() as cursor:
         cursor.execute(_ADD_REQUESTS_SQL, [_db_workspace_id(workspace_id), month_of(now), count])
+
+
+def http_requests_of_finished(*, count: int, now: datetime) -> tuple[str, list[Any]]:
+    """PostgreSQL: `add_http_requests` as a data-modifying CTE of the statement that finishes an execution
+    (executions.counters.counted_with), for the workspace of `finished`: the requests are added only if the
+    run finished, in the same commit."""
+    return _ADD_FINISHED_REQUESTS_SQL, [month_of(now), count]
 
 
 @transaction.atomic

@@ -184,6 +184,11 @@ def test_execution_runs_end_to_end_on_the_worker(celery_worker, alice, acme, loc
     assert body["attempts"] == 1
     assert [(s["name"], s["status"]) for s in body["steps"]] == [("lookup", "succeeded"), ("update", "succeeded")]
     assert [r.path for r in local_server.requests] == ["/lookup?q=ada", "/update/42"]
+    # The execution's own lines are the operators' log; Celery's per-task INFO lines are not written.
+    wait_for(
+        lambda: "Execution finished: succeeded" in celery_worker.output(), worker=celery_worker, what="its end line"
+    )
+    assert "executions.tasks.run_execution[" not in celery_worker.output()
 
 
 def test_the_worker_takes_only_messages_of_its_own_queue(celery_worker, alice, acme, local_server):

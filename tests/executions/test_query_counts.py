@@ -37,28 +37,39 @@ def run_queries(connector) -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
 
-def test_a_one_step_run_takes_eight_queries(chain):
+def test_a_one_step_run_takes_six_queries(chain):
     # The claim (one function call, no transaction of its own); the step's checkpoint (one statement); the
-    # finish: BEGIN, one statement for the status, the counters, the daily rollup and the duration histogram,
-    # the workspace's active webhook endpoints (executions.events), the month's usage (the HTTP requests the
-    # run sent), COMMIT; then one upsert of the per-step statistics. Nothing reads the steps of a first run,
-    # or credentials it does not use.
+    # finishing transaction: BEGIN, one statement for the status, the counters, the daily rollup, the duration
+    # histogram, the per-step statistics and the month's usage (the HTTP requests the run sent), the
+    # workspace's active webhook endpoints (executions.events), COMMIT. Nothing reads the steps of a first
+    # run, or credentials it does not use, and nothing is written after the finish.
     statements = run_queries(chain(1))
 
-    assert len(statements) == 8
-    assert statements[0].startswith("SELECT * FROM executions_claim(")
+    assert len(statements) == 6
+    assert "FROM executions_claim(" in statements[0]
     assert "INSERT INTO executions_executionstep" in statements[1]
-    finish = next(sql for sql in statements if "UPDATE connectors_connector" in sql)
-    assert "INSERT INTO executions_connectordailystats" in finish
-    assert "INSERT INTO executions_connectordurationbucket" in finish
-    assert sum("INSERT INTO usage_monthlyusage" in sql for sql in statements) == 1
-    assert "INSERT INTO executions_stepdailystats" in statements[-1]
+    assert statements[2].startswith("SAVEPOINT")
+    finish = statements[3]
+    for part in (
+        "UPDATE executions_execution",
+        "UPDATE connectors_connector",
+        "INSERT INTO executions_connectordailystats",
+        "INSERT INTO executions_connectordurationbucket",
+        "INSERT INTO executions_stepdailystats",
+        "INSERT INTO usage_monthlyusage",
+    ):
+        assert part in finish
+    assert "FROM webhooks_webhookendpoint" in statements[4]
+    assert statements[5].startswith("RELEASE SAVEPOINT")
 
 
-def test_per_step_statistics_cost_one_statement_per_run_whatever_the_steps(chain):
+def test_per_step_statistics_and_usage_ride_on_the_finishing_statement_whatever_the_steps(chain):
     for steps in (1, 5):
-        upserts = [sql for sql in run_queries(chain(steps)) if "INSERT INTO executions_stepdailystats" in sql]
-        assert len(upserts) == 1
+        statements = run_queries(chain(steps))
+        for table in ("executions_stepdailystats", "usage_monthlyusage"):
+            writes = [sql for sql in statements if table in sql]
+            assert len(writes) == 1
+            assert "UPDATE executions_execution" in writes[0]
 
 
 def test_each_further_step_costs_one_statement(chain):

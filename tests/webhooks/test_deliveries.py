@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from executions import services as execution_services
 from executions.models import Execution
+from executions.runtime import process_execution
 from tests.executions.helpers import json_reply, make_connector, run_to_end
 from tests.local_server import Reply
 from tests.webhooks.receiver import VerifyingReceiver
@@ -192,3 +193,16 @@ def test_finishing_without_endpoints_costs_one_query(acme, connector, django_ass
     execution, _ = execution_services.execution_request(connector=connector, input={"path": "api"})
     with django_assert_num_queries(1):
         events.execution_finished(execution, "succeeded")
+
+
+def test_an_endpoint_created_while_the_execution_runs_gets_its_delivery(acme, connector, local_server, enqueued):
+    execution, _ = execution_services.execution_request(connector=connector, input={"path": "api"})
+    created = []
+
+    def create_endpoint(record):  # after the step's checkpoint, before the finish
+        created.append(endpoint(acme, local_server)[0])
+
+    process_execution(execution.id, on_step=create_endpoint)
+
+    deliveries = WebhookDelivery.objects.filter(execution_id=execution.id)
+    assert [(d.endpoint_id, d.event) for d in deliveries] == [(created[0].id, "execution.succeeded")]
