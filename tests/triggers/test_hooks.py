@@ -172,12 +172,12 @@ def test_hook_is_throttled_per_trigger(anon_api, hook, settings):
 
 def test_a_hook_call_costs_a_lookup_the_quota_an_insert_and_an_update(anon_api, hook):
     # In production the hook's atomic block is the transaction; under the test's transaction it is a
-    # SAVEPOINT pair, not counted here. The statements that touch tables: lookup, the month's usage (the quota
-    # check and count, one upsert), INSERT, last_fired_at.
+    # SAVEPOINT pair, not counted here. The statements that touch tables: lookup, INSERT, the month's usage
+    # (the quota check and count, one upsert, last: it locks the workspace's usage row), last_fired_at.
     with CaptureQueriesContext(connection) as captured:
         post_hook(anon_api, hook[2], {"email": "e"})
     statements = [q["sql"].split()[0] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert statements == ["SELECT", "INSERT", "INSERT", "UPDATE"]
     tables = [q["sql"] for q in captured.captured_queries if q["sql"].split()[0] == "INSERT"]
-    assert "usage_monthlyusage" in tables[0]
-    assert "executions_execution" in tables[1]
+    assert "executions_execution" in tables[0]
+    assert "usage_monthlyusage" in tables[1]
