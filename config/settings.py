@@ -158,6 +158,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": CELERY_BROKER_URL}}
+    if CELERY_BROKER_URL.startswith("redis://"):  # rediss:// keeps kombu's own transport and its TLS set-up
+        CELERY_BROKER_TRANSPORT = "config.broker:Transport"  # kombu's, with one Redis client per channel
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
