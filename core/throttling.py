@@ -60,13 +60,17 @@ def check_throttles(throttles, request, view) -> list[bool]:
     if script is None:
         return [_drf_allow(throttle, request, view) for throttle in throttles]
     keyed = []
+    others = {}  # throttles of other kinds (not ours) decide for themselves
     for throttle in throttles:
+        if not isinstance(throttle, SlidingWindowThrottle):
+            others[id(throttle)] = throttle.allow_request(request, view)
+            continue
         throttle.redis_wait = None
         key = throttle.get_cache_key(request, view) if throttle.rate is not None else None
         if key is not None:
             keyed.append((throttle, cache.make_key(f"rl:{key}")))
     if not keyed:
-        return [True] * len(throttles)
+        return [others.get(id(throttle), True) for throttle in throttles]
     now_ms = int(time.time() * 1000)
     args = [now_ms, f"{now_ms}:{secrets.token_hex(6)}"]
     for throttle, _key in keyed:
@@ -77,10 +81,12 @@ def check_throttles(throttles, request, view) -> list[bool]:
         if wait_ms:
             throttle.redis_wait = wait_ms / 1000
             refused.add(id(throttle))
-    return [id(throttle) not in refused for throttle in throttles]
+    return [others.get(id(throttle), id(throttle) not in refused) for throttle in throttles]
 
 
 def _drf_allow(throttle, request, view) -> bool:
+    if not isinstance(throttle, SlidingWindowThrottle):
+        return throttle.allow_request(request, view)
     throttle.redis_wait = None
     return throttling.SimpleRateThrottle.allow_request(throttle, request, view)
 

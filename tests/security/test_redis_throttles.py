@@ -1,12 +1,13 @@
 """core.throttling with Redis as the cache: the same sliding window as DRF's, one Lua round trip per request."""
 
 import os
+from types import SimpleNamespace
 
 import pytest
 import redis
 from django.core.cache import cache
 from django.test.utils import override_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from core import throttling
 from tests.conftest import client_for
@@ -111,3 +112,17 @@ def test_a_refused_request_is_not_counted(redis_cache, rates, alice, acme):
 
     key = cache.make_key(f"rl:throttle_user_{alice.pk}")
     assert cache._cache.get_client().zcard(key) == 2
+
+
+def test_a_throttle_of_another_kind_still_decides_for_itself(redis_cache, alice, acme):
+    class NeverThrottle(BaseThrottle):
+        def allow_request(self, request, view):
+            return False
+
+        def wait(self):
+            return 7
+
+    view = SimpleNamespace()
+    request = SimpleNamespace(user=alice, workspace=acme)
+
+    assert throttling.check_throttles([NeverThrottle()], request, view) == [False]
