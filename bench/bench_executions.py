@@ -75,6 +75,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 TERMINAL = ("succeeded", "failed", "cancelled")
 POLL_SECONDS = 0.002
+TOKEN_RENEW_SECONDS = 10 * 60
 
 # The production processes, as README's "Processes" section gives them.
 WEB_COMMAND = ["gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi:application"]  # one worker per core
@@ -348,7 +349,20 @@ class Bench:
         email = f"bench-{secrets.token_hex(4)}@bench.test"
         user = User.objects.create_user(email=email, password=secrets.token_urlsafe(16))
         self.workspace = workspace_create(name="Bench", owner=user)
+        self.user = user
         self.token = str(RefreshToken.for_user(user).access_token)
+        self.token_minted = time.monotonic()
+        self.token_lock = threading.Lock()
+
+    def bearer(self) -> str:
+        """The access token, minted again before it expires (15 minutes): a soak runs longer than one token."""
+        from rest_framework_simplejwt.tokens import RefreshToken
+
+        with self.token_lock:
+            if time.monotonic() - self.token_minted > TOKEN_RENEW_SECONDS:
+                self.token = str(RefreshToken.for_user(self.user).access_token)
+                self.token_minted = time.monotonic()
+            return self.token
 
     def connector(self, target: str, steps: int):
         from connectors.services import connector_create
@@ -453,7 +467,7 @@ class Bench:
         clients = self.args.clients or scenario.clients
         connector = self.connector(target, self.args.steps or scenario.steps)
         url = f"{base}/api/v1/connectors/{connector.id}/execute"
-        headers = {"Authorization": f"Bearer {self.token}", "X-Workspace-ID": str(self.workspace.id)}
+        headers = {"X-Workspace-ID": str(self.workspace.id)}
         result = Result(name)
         lock = threading.Lock()
         waiting: dict[str, tuple[threading.Event, list[str]]] = {}
@@ -488,7 +502,8 @@ class Bench:
                 key = {"Idempotency-Key": secrets.token_hex(16)}
                 for attempt in range(3):  # gunicorn may close an idle keep-alive connection; the key makes it safe
                     try:
-                        response = session.post(url, json=body, headers={**headers, **key}, timeout=30)
+                        auth = {"Authorization": f"Bearer {self.bearer()}"}
+                        response = session.post(url, json=body, headers={**headers, **auth, **key}, timeout=30)
                         break
                     except requests.ConnectionError:
                         if attempt == 2:
