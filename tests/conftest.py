@@ -7,6 +7,7 @@ that tries to connect outside 127.0.0.0/8 and ::1.
 import os
 
 import pytest
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -22,6 +23,22 @@ def pytest_configure(config):
     engine = settings.DATABASES["default"]["ENGINE"]
     if os.environ.get("CI") and "postgresql" not in engine:
         raise pytest.UsageError("CI must run the suite on PostgreSQL: set DATABASE_URL (see README).")
+
+
+REDIS_URL = os.environ.get("CONNECTORS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (CONNECTORS_TEST_REDIS_URL): a test that needs it fails in CI when it does not answer,
+    and is skipped elsewhere."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable ({error})", pytrace=False)
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable ({error})")
+    return REDIS_URL
 
 
 @pytest.fixture(autouse=True)

@@ -5,25 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import redis
 from kombu import Connection
 
 from config.broker import Transport
 
 PROJECT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("CONNECTORS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture
-def broker_url():
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is unreachable ({error})", pytrace=False)
-        pytest.skip(f"Redis at {REDIS_URL} is unreachable ({error})")
-    return REDIS_URL
 
 
 def test_a_redis_broker_uses_the_transport():
@@ -42,8 +28,8 @@ def test_a_redis_broker_uses_the_transport():
     assert printed == "config.broker:Transport"
 
 
-def test_a_channel_reuses_its_client_and_messages_go_through(broker_url):
-    with Connection(broker_url, transport=Transport) as connection:
+def test_a_channel_reuses_its_client_and_messages_go_through(redis_url):
+    with Connection(redis_url, transport=Transport) as connection:
         channel = connection.default_channel
         assert channel._create_client() is channel._create_client()
         queue = connection.SimpleQueue("test-broker-transport")
@@ -60,8 +46,8 @@ def test_a_channel_reuses_its_client_and_messages_go_through(broker_url):
     assert [message.payload for message in received] == [{"n": 1}, {"n": 2}]
 
 
-def test_a_new_pool_gets_a_new_client(broker_url):
-    with Connection(broker_url, transport=Transport) as connection:
+def test_a_new_pool_gets_a_new_client(redis_url):
+    with Connection(redis_url, transport=Transport) as connection:
         channel = connection.default_channel
         first = channel._create_client()
         channel._pool = None  # what kombu does when it drops the channel's pool

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
+from rest_framework.throttling import SimpleRateThrottle
 
 from connectors.models import Connector
 from contacts.models import Contact
@@ -156,3 +157,13 @@ def _normalized(step: dict) -> dict:
     from tests.factories import normalized_step
 
     return normalized_step(step)
+
+
+@pytest.fixture
+def rates(monkeypatch):
+    """Small rates for the duration of a test (DRF reads them once, into the throttle classes)."""
+
+    def set_rates(**overrides: str) -> None:
+        monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, **overrides})
+
+    return set_rates

@@ -14,7 +14,6 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from rest_framework.test import APIClient
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from connectors.engine.http import AddressPolicy, SafeHttpClient
@@ -35,16 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "/api/v1/auth/token"
 REGISTER = "/api/v1/auth/register"
 REFRESH = "/api/v1/auth/token/refresh"
-
-
-@pytest.fixture
-def rates(monkeypatch):
-    """Small rates for the duration of a test (DRF reads them once, into the throttle classes)."""
-
-    def set_rates(**overrides: str) -> None:
-        monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, **overrides})
-
-    return set_rates
 
 
 def assert_throttled(response) -> None:

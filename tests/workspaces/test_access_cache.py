@@ -1,9 +1,6 @@
 """workspaces.access: the user and memberships kept per process, and every change that must end them at once."""
 
-import os
-
 import pytest
-import redis
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
@@ -164,18 +161,6 @@ def test_a_lost_generation_never_matches_an_old_entry(carol, acme):
     cache.clear()  # and the cache forgot everything
 
     assert client.get(CONNECTORS).status_code == 403
-
-
-@pytest.fixture
-def redis_url():
-    url = os.environ.get("CONNECTORS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {url} is unreachable ({error})", pytrace=False)
-        pytest.skip(f"Redis at {url} is unreachable ({error})")
-    return url
 
 
 def test_the_generation_lives_in_the_shared_cache(redis_url, carol):
