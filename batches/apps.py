@@ -8,4 +8,4 @@ class BatchesConfig(AppConfig):
         from batches import services
         from executions import events
 
-        events.subscribe(services.count_finished_execution)
+        events.subscribe(services.count_finished_execution, writes_if="executions_execution.batch_id IS NOT NULL")

@@ -18,6 +18,8 @@ import os
 import random
 import socket
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -172,9 +174,7 @@ def checkpoint_step(execution: Execution, record: StepRecord) -> bool:
     Raises LostClaim, writing nothing, when the sweeper gave the run to another worker meanwhile. So the
     checkpoint is also the check, before the next step, that the run is still this claim's and not cancelled.
     """
-    values = {name: getattr(record, name) for name in STEP_RECORD_FIELDS}
-    values["request"] = record.request or {}
-    values["sealed"] = sealing.seal(execution.id, record.index, record.sealed)
+    values = _step_values(execution, record)
     if connection.vendor == "postgresql":
         status = _checkpoint_in_one_statement(execution, record.index, values)
     else:
@@ -184,15 +184,37 @@ def checkpoint_step(execution: Execution, record: StepRecord) -> bool:
     return status == Status.RUNNING
 
 
+def _step_values(execution: Execution, record: StepRecord) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in STEP_RECORD_FIELDS}
+    values["request"] = record.request or {}
+    values["sealed"] = sealing.seal(execution.id, record.index, record.sealed)
+    return values
+
+
+def _step_fields() -> list[Any]:
+    return [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
+
+
+def _step_params(values: dict[str, Any]) -> list[Any]:
+    return [field.get_db_prep_save(values[field.name], connection) for field in _step_fields()]
+
+
 @functools.cache
-def _checkpoint_sql() -> str:
-    """The guarded UPDATE and the step's upsert as one statement, its columns derived from STEP_RECORD_FIELDS;
-    the casts type the values the SELECT passes on."""
-    fields: list[Any] = [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
+def _step_upsert_sql() -> tuple[str, str, str]:
+    """The step table's record columns, their typed placeholders and the ON CONFLICT assignments, derived from
+    STEP_RECORD_FIELDS (model metadata only: no outside input)."""
+    fields = _step_fields()
     columns = ", ".join(field.column for field in fields)
     values = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields)
     updates = ", ".join(f"{field.column} = EXCLUDED.{field.column}" for field in fields)
-    # Built from model metadata only (no outside input); the values are bound parameters.
+    return columns, values, updates
+
+
+@functools.cache
+def _checkpoint_sql() -> str:
+    """The guarded UPDATE and the step's upsert as one statement; the casts type the values the SELECT passes
+    on."""
+    columns, values, updates = _step_upsert_sql()
     return f"""
         WITH owned AS (
             UPDATE executions_execution SET heartbeat_at = %s, pending_retry = '{{}}'::jsonb
@@ -212,7 +234,6 @@ def _checkpoint_in_one_statement(execution: Execution, index: int, values: dict)
     the UPDATE's RETURNING, so it writes nothing unless the UPDATE matched, and the UPDATE's row lock is held
     until the statement commits: the sweeper cannot take the run away in between. Returns the execution's
     status (running or cancelled), or None when this claim no longer owns it."""
-    fields: list[Any] = [ExecutionStep._meta.get_field(name) for name in STEP_RECORD_FIELDS]
     params: list[Any] = [
         timezone.now(),
         execution.id,
@@ -221,12 +242,30 @@ def _checkpoint_in_one_statement(execution: Execution, index: int, values: dict)
         Status.CANCELLED,
         execution.id,
         index,
+        *_step_params(values),
     ]
-    params += [field.get_db_prep_save(values[field.name], connection) for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(_checkpoint_sql(), params)
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def _steps_with_finish(execution: Execution, records: Sequence[StepRecord]) -> tuple[str, list[Any]]:
+    """A CTE for the finishing statement (it reads `finished`): the upsert of the run's last steps, written only
+    if the run finished."""
+    columns, values, updates = _step_upsert_sql()
+    rows_sql = ", ".join(f"(%s::integer, {values})" for _ in records)
+    names = ", ".join(field.column for field in _step_fields())
+    sql = f"""
+        INSERT INTO executions_executionstep (execution_id, index, {columns})
+        SELECT finished.id, step.step_index, {", ".join(f"step.{field.column}" for field in _step_fields())}
+        FROM finished, (VALUES {rows_sql}) AS step (step_index, {names})
+        ON CONFLICT (execution_id, index) DO UPDATE SET {updates}
+    """  # noqa: S608 - columns from model metadata; every value is a parameter
+    params: list[Any] = []
+    for record in records:
+        params += [record.index, *_step_params(_step_values(execution, record))]
+    return sql, params
 
 
 def _checkpoint_in_a_transaction(execution: Execution, index: int, values: dict) -> str | None:
@@ -307,11 +346,22 @@ def finish(
     notes: list[str],
     contact_values: dict | None = None,
     step_counts: StepStatsCollector | None = None,
+    last_steps: Sequence[StepRecord] = (),
 ) -> bool:
     """Final status, connector counters, daily rollup, the run's step statistics (`step_counts`) and HTTP
-    requests (the month's usage), and contact mapping, all in one transaction and only if this claim still owns
-    the running execution (so a duplicate or stale finisher changes nothing). Returns whether it finished
-    the execution."""
+    requests (the month's usage), and contact mapping, all at once and only if this claim still owns the
+    running execution (so a duplicate or stale finisher changes nothing). Returns whether it finished the
+    execution.
+
+    `last_steps` are the steps sent since the run's last checkpoint (its last step, and the steps skipped
+    after a failure): they are recorded with the finish, in the same statement. When the run does not finish
+    here (it was cancelled or taken away meanwhile), they are checkpointed on their own, as any step is:
+    recorded if the run was cancelled, LostClaim raised if it was taken away.
+    """
+    if connection.vendor != "postgresql":
+        for record in last_steps:
+            checkpoint_step(execution, record)
+        last_steps = ()
     now = timezone.now()
     # started_at is the claim's own (claim() keeps it in memory); it cannot change while this claim owns the run.
     started = execution.started_at
@@ -328,8 +378,9 @@ def finish(
     }
     steps = step_counts.rows() if step_counts is not None else []
     requests = monitoring.take_requests() if connection.vendor == "postgresql" else 0
+    finishing = _Finishing(execution, changes, now, steps, requests, last_steps)
     try:
-        moved = _finish_in_a_transaction(execution, changes, now, steps, requests, contact_values)
+        moved = _finish(finishing, contact_values)
     except BaseException:
         monitoring.give_back_requests(requests)  # rolled back: a retried finish carries them again
         raise
@@ -337,28 +388,49 @@ def finish(
         step_counts.clear()  # written with the finish, or dropped with a finish that lost its claim
     if not moved:
         monitoring.give_back_requests(requests)  # sent all the same: added to the usage when the claim ends
+        for record in last_steps:
+            checkpoint_step(execution, record)
     return moved
 
 
-def _finish_in_a_transaction(
-    execution: Execution,
-    changes: dict[str, Any],
-    now: datetime,
-    steps: list,
-    requests: int,
-    contact_values: dict | None,
-) -> bool:
-    status = changes["status"]
+@dataclass(frozen=True)
+class _Finishing:
+    """What one finish writes: the execution's changes and what is counted and recorded with them."""
+
+    execution: Execution
+    changes: dict[str, Any]
+    now: datetime
+    steps: list
+    requests: int
+    last_steps: Sequence[StepRecord]
+
+
+def _finish(finishing: _Finishing, contact_values: dict | None) -> bool:
+    """On PostgreSQL, when no subscriber of executions.events has anything to write for this execution and
+    no contact is mapped, the finish is one statement without a transaction around it (one round trip instead
+    of BEGIN, the statement, the subscribers' reads and COMMIT); otherwise a transaction."""
+    execution, status = finishing.execution, finishing.changes["status"]
     contact_id = execution.contact_id if status == Status.SUCCEEDED and contact_values else None
+    alone = connection.vendor == "postgresql" and contact_id is None
+    if alone and _finish_in_one_statement(finishing, alone=True):
+        events.execution_finished(execution, status, writers_cleared=True)
+        return True
+    # Otherwise nothing was written: a subscriber has something to write, or the claim is gone (which the
+    # transaction below finds again).
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            moved = _finish_in_one_statement(execution, changes, now, steps, requests)
+            moved = _finish_in_one_statement(finishing, alone=False)
         else:
-            moved = bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(**changes))
+            moved = bool(Execution.objects.filter(_owned(execution, status=Status.RUNNING)).update(**finishing.changes))
             if moved:
-                counters.count(execution.connector_id, execution.workspace_id, status, changes["duration_ms"], now)
-                if steps:
-                    step_stats.add_in_python(execution.connector_id, execution.workspace_id, now.date(), steps)
+                now = finishing.now
+                counters.count(
+                    execution.connector_id, execution.workspace_id, status, finishing.changes["duration_ms"], now
+                )
+                if finishing.steps:
+                    step_stats.add_in_python(
+                        execution.connector_id, execution.workspace_id, now.date(), finishing.steps
+                    )
         if not moved:
             return False
         events.execution_finished(execution, status)  # webhooks, batches, Prefer: wait (executions/events.py)
@@ -367,23 +439,27 @@ def _finish_in_a_transaction(
     return True
 
 
-def _finish_in_one_statement(
-    execution: Execution, changes: dict[str, Any], now: datetime, steps: list, requests: int
-) -> bool:
+def _finish_in_one_statement(finishing: _Finishing, *, alone: bool) -> bool:
     """PostgreSQL: the guarded UPDATE and the counting of what it finished (counters.counted_with: the
-    counters, the run's step statistics and HTTP requests) as one statement: one round trip for all of it,
-    and nothing counted unless the UPDATE matched."""
+    counters, the run's step statistics and HTTP requests) and the run's last steps as one statement: one
+    round trip for all of it, and nothing written unless the UPDATE matched. `alone`: the UPDATE also requires
+    that no subscriber of executions.events may write for this execution (events.writers_sql)."""
+    execution, changes, now = finishing.execution, finishing.changes, finishing.now
     fields: list[Any] = [Execution._meta.get_field(name) for name in changes]
     assignments = ", ".join(f"{field.column} = %s" for field in fields)
+    writers = f" AND NOT ({events.writers_sql()})" if alone else ""
     update = (
         f"UPDATE executions_execution SET {assignments} "  # noqa: S608 - columns from model metadata
-        "WHERE id = %s AND worker = %s AND worker <> '' AND status = %s RETURNING connector_id, workspace_id"
+        f"WHERE id = %s AND worker = %s AND worker <> '' AND status = %s{writers} "
+        "RETURNING id, connector_id, workspace_id"
     )
     params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
     params += [execution.id, execution.worker, Status.RUNNING]
-    also = [step_stats.upsert(steps, now.date())] if steps else []
-    if requests:
-        also.append(usage.http_requests_of_finished(count=requests, now=now))
+    also = [step_stats.upsert(finishing.steps, now.date())] if finishing.steps else []
+    if finishing.requests:
+        also.append(usage.http_requests_of_finished(count=finishing.requests, now=now))
+    if finishing.last_steps:
+        also.append(_steps_with_finish(execution, finishing.last_steps))
     sql, params = counters.counted_with(
         update, params, status=changes["status"], duration_ms=changes["duration_ms"], now=now, also=also
     )

@@ -96,21 +96,22 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
     step_http = StepHttp.for_execution(execution, provider, get_runner())  # OAuth2, rate budget, step stats
     deadline = _deadline(execution.started_at, execution.definition["max_duration_seconds"])
     heartbeats.add(execution, until=deadline + HEARTBEAT_GRACE_SECONDS)
+    unwritten: list[StepRecord] = []  # sent, not yet checkpointed: written before the next step or with the finish
     with monitoring.execution_scope(execution):  # log ids, start line, HTTP requests into the usage
         try:
             with redaction_scope(redactor):
-                _advance(execution, redactor, provider, on_step, deadline, step_http)
+                _advance(execution, redactor, provider, on_step, deadline, step_http, unwritten)
         except lifecycle.LostClaim:
             logger.warning("Execution %s was requeued away from this worker; it stops here", execution.id)
         except SoftTimeLimitExceeded:
-            _fail(execution, "The execution ran out of time (max_duration_seconds).", step_http)
+            _fail(execution, "The execution ran out of time (max_duration_seconds).", step_http, unwritten, on_step)
         except DATABASE_ERRORS:
             logger.warning("Execution %s lost the database; handing it back to the queue", execution.id)
             if not _release_quietly(execution):
                 raise
         except Exception:
             logger.exception("Execution %s stopped by an unexpected error", execution.id)
-            _fail(execution, "The execution stopped because of an internal error.", step_http)
+            _fail(execution, "The execution stopped because of an internal error.", step_http, unwritten, on_step)
         finally:
             heartbeats.discard(execution)
             step_http.flush(execution)  # counts the finish did not take: a retry is due, or the run was handed back
@@ -120,7 +121,18 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
     return execution
 
 
-def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadline: float, step_http: StepHttp) -> None:
+def _advance(
+    execution: Execution,
+    redactor: Redactor,
+    provider,
+    on_step,
+    deadline: float,
+    step_http: StepHttp,
+    unwritten: list[StepRecord],
+) -> None:
+    """Runs the steps. Each step's record is written (checkpointed) before the next step is sent, so a
+    recorded step is never sent again; the run's last steps are written by the statement that finishes it,
+    which saves a statement and a commit per run."""
     definition = execution.definition
     contact = execution.contact.as_template_context() if execution.contact else {}
     context = {
@@ -136,18 +148,21 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
     # finds it (a checkpoint raises LostClaim when the run was taken away). No extra query per step.
     running = [True]
 
-    def checkpoint(record: StepRecord) -> None:
-        running[0] = _patiently(lifecycle.checkpoint_step, execution, record)
-        monitoring.step_recorded(record)
+    def step_done(record: StepRecord) -> None:
         records.append(record)
-        if on_step is not None:
-            on_step(record)
+        unwritten.append(record)
 
     def should_stop() -> bool:
-        release_connection()  # called before each step: nothing holds a connection while the step waits
+        """Called before each step: the steps sent before it are checkpointed first."""
+        while unwritten:
+            record = unwritten[0]
+            running[0] = _patiently(lifecycle.checkpoint_step, execution, record)
+            unwritten.pop(0)
+            _recorded(record, on_step)
+        release_connection()  # nothing holds a connection while the step waits
         return shutdown_requested() or not running[0]
 
-    hooks = Hooks(on_step=checkpoint, should_stop=should_stop, **step_http.hooks())
+    hooks = Hooks(on_step=step_done, should_stop=should_stop, **step_http.hooks())
     outcome = get_runner().advance(
         definition,
         context,
@@ -173,9 +188,10 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
         values = redactor.scrub(values)
         if execution.contact_id is None:
             notes.append("contact_mapping not applied: the execution has no contact.")
-    _patiently(
-        lifecycle.finish,
+    _finish_with_last_steps(
         execution,
+        unwritten,
+        on_step,
         status=outcome.status,
         output=output,
         error=redactor.scrub_message(outcome.error) if outcome.error else None,
@@ -185,16 +201,30 @@ def _advance(execution: Execution, redactor: Redactor, provider, on_step, deadli
     )
 
 
-def _fail(execution: Execution, message: str, step_http: StepHttp) -> None:
-    _patiently(
-        lifecycle.finish,
+def _fail(execution: Execution, message: str, step_http: StepHttp, unwritten: list[StepRecord], on_step) -> None:
+    _finish_with_last_steps(
         execution,
+        unwritten,
+        on_step,
         status=Status.FAILED,
         output={},
         error=message,
         notes=[],
         step_counts=step_http.stats,
     )
+
+
+def _finish_with_last_steps(execution: Execution, unwritten: list[StepRecord], on_step, **finish: Any) -> None:
+    """The finish, which also writes the steps not yet checkpointed (lifecycle.finish)."""
+    _patiently(lifecycle.finish, execution, last_steps=list(unwritten), **finish)
+    while unwritten:
+        _recorded(unwritten.pop(0), on_step)
+
+
+def _recorded(record: StepRecord, on_step) -> None:
+    monitoring.step_recorded(record)
+    if on_step is not None:
+        on_step(record)
 
 
 def _patiently(action: Callable[..., T], *args, **kwargs) -> T:

@@ -8,4 +8,4 @@ class WebhooksConfig(AppConfig):
         from executions import events
         from webhooks import services
 
-        events.subscribe(services.deliveries_for_finished_execution)
+        events.subscribe(services.deliveries_for_finished_execution, writes_if=services.ENDPOINTS_EXIST_SQL)

@@ -117,6 +117,13 @@ def deliveries_for_finished_execution(execution: FinishedExecution, status: str)
     transaction.on_commit(lambda: _enqueue_all(ids))
 
 
+# When `deliveries_for_finished_execution` may write, over an execution's row (executions.events.subscribe).
+ENDPOINTS_EXIST_SQL = """
+    EXISTS (SELECT 1 FROM webhooks_webhookendpoint endpoint
+            WHERE endpoint.workspace_id = executions_execution.workspace_id AND endpoint.is_active
+            AND (endpoint.connector_id IS NULL OR endpoint.connector_id = executions_execution.connector_id))
+"""
+
 _ACTIVE_ENDPOINTS_SQL = """
     SELECT id, events FROM webhooks_webhookendpoint
     WHERE workspace_id = %s AND is_active AND (connector_id IS NULL OR connector_id = %s)

@@ -13,6 +13,8 @@ from executions import services
 from executions.models import Status
 from executions.runtime import process_execution
 from tests.executions.helpers import execute, json_reply, make_connector
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create
 
 
 @pytest.fixture
@@ -37,21 +39,22 @@ def run_queries(connector) -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
 
-def test_a_one_step_run_takes_six_queries(chain):
-    # The claim (one function call, no transaction of its own); the step's checkpoint (one statement); the
-    # finishing transaction: BEGIN, one statement for the status, the counters, the daily rollup, the duration
-    # histogram, the per-step statistics and the month's usage (the HTTP requests the run sent), the
-    # workspace's active webhook endpoints (executions.events), COMMIT. Nothing reads the steps of a first
+def test_a_one_step_run_takes_two_statements(chain):
+    # The claim (one function call, no transaction of its own), then the finish: one statement for the status,
+    # the step's record (the run's last step is checkpointed by the finish), the counters, the daily rollup,
+    # the duration histogram, the per-step statistics and the month's usage (the HTTP requests the run sent),
+    # with no transaction around it: no subscriber of executions.events writes for this workspace (it has no
+    # webhook endpoint, the run no batch), which the same statement checks. Nothing reads the steps of a first
     # run, or credentials it does not use, and nothing is written after the finish.
     statements = run_queries(chain(1))
 
-    assert len(statements) == 6
+    assert len(statements) == 2
     assert "FROM executions_claim(" in statements[0]
-    assert "INSERT INTO executions_executionstep" in statements[1]
-    assert statements[2].startswith("SAVEPOINT")
-    finish = statements[3]
+    finish = statements[1]
     for part in (
         "UPDATE executions_execution",
+        "FROM webhooks_webhookendpoint",
+        "INSERT INTO executions_executionstep",
         "UPDATE connectors_connector",
         "INSERT INTO executions_connectordailystats",
         "INSERT INTO executions_connectordurationbucket",
@@ -59,8 +62,21 @@ def test_a_one_step_run_takes_six_queries(chain):
         "INSERT INTO usage_monthlyusage",
     ):
         assert part in finish
-    assert "FROM webhooks_webhookendpoint" in statements[4]
-    assert statements[5].startswith("RELEASE SAVEPOINT")
+
+
+def test_with_a_webhook_endpoint_the_finish_is_a_transaction_with_its_delivery(acme, chain, local_server):
+    endpoint_create(workspace=acme, data={"url": f"{local_server.url}/receiver", "events": ["execution.succeeded"]})
+    statements = run_queries(chain(1))
+
+    # The lone finishing statement changed nothing (an endpoint exists); the transaction then finishes the run,
+    # reads the endpoints and writes the delivery.
+    assert "FROM executions_claim(" in statements[0]
+    assert "FROM webhooks_webhookendpoint" in statements[1]
+    assert statements[2].startswith("SAVEPOINT")
+    assert "UPDATE executions_execution" in statements[3]
+    assert "INSERT INTO executions_executionstep" in statements[3]
+    assert statements[-1].startswith("RELEASE SAVEPOINT")
+    assert WebhookDelivery.objects.filter(event="execution.succeeded").count() == 1
 
 
 def test_per_step_statistics_and_usage_ride_on_the_finishing_statement_whatever_the_steps(chain):
@@ -77,7 +93,7 @@ def test_each_further_step_costs_one_statement(chain):
 
     assert len(five) - len(one) == 4
     checkpoints = [sql for sql in five if "INSERT INTO executions_executionstep" in sql]
-    assert len(checkpoints) == 5
+    assert len(checkpoints) == 5  # four checkpoints, and the last step with the finish
 
 
 def test_execute_api_takes_five_queries(alice_api, chain, django_assert_num_queries):

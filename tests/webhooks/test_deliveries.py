@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from executions import lifecycle
 from executions import services as execution_services
 from executions.models import Execution
 from executions.runtime import process_execution
@@ -195,14 +196,19 @@ def test_finishing_without_endpoints_costs_one_query(acme, connector, django_ass
         events.execution_finished(execution, "succeeded")
 
 
-def test_an_endpoint_created_while_the_execution_runs_gets_its_delivery(acme, connector, local_server, enqueued):
+def test_an_endpoint_created_while_the_execution_runs_gets_its_delivery(
+    acme, connector, local_server, enqueued, monkeypatch
+):
     execution, _ = execution_services.execution_request(connector=connector, input={"path": "api"})
     created = []
+    finish = lifecycle.finish
 
-    def create_endpoint(record):  # after the step's checkpoint, before the finish
+    def create_endpoint_then_finish(*args, **kwargs):  # after the step, right before the finishing statement
         created.append(endpoint(acme, local_server)[0])
+        return finish(*args, **kwargs)
 
-    process_execution(execution.id, on_step=create_endpoint)
+    monkeypatch.setattr(lifecycle, "finish", create_endpoint_then_finish)
+    process_execution(execution.id)
 
     deliveries = WebhookDelivery.objects.filter(execution_id=execution.id)
     assert [(d.endpoint_id, d.event) for d in deliveries] == [(created[0].id, "execution.succeeded")]
