@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from connectors.input_schema import first_input_error
 from connectors.models import Connector
 from contacts.models import Contact
+from core import rows
 from core.exceptions import Conflict, DomainError, InvalidInput, Unprocessable
 from executions import counters, dispatch, events, lifecycle
 from executions.models import FINISHED_STATUSES, Execution, Status
@@ -43,8 +44,8 @@ def validate_input(connector: Connector, input: Any) -> None:
         raise InvalidInput(error, field="input")
 
 
-# No savepoint of its own: a failed INSERT fails the caller's transaction anyway, and the idempotent path wraps
-# this in its own atomic block to catch the IntegrityError. Saves two round trips per execute call.
+# No savepoint of its own: a failed statement fails the caller's transaction anyway. Saves two round trips per
+# execute call.
 @transaction.atomic(savepoint=False)
 def execution_create(
     *,
@@ -52,14 +53,26 @@ def execution_create(
     input: dict,
     contact: Contact | None = None,
     triggered_by: str = "api",
-    idempotency_key: str | None = None,
     fingerprint: str = "",
     enqueue: bool = True,
 ) -> Execution:
     """A queued execution of the connector's current definition, enqueued once the transaction commits
     (unless `enqueue` is False: the caller runs it in this process). Raises QuotaExceeded (429) when the
     workspace has used its executions for the month."""
-    execution = Execution.objects.create(
+    execution = _new_execution(connector, input, contact, triggered_by, None, fingerprint)
+    _insert_counted(execution, connector, enqueue=enqueue)
+    return execution
+
+
+def _new_execution(
+    connector: Connector,
+    input: dict,
+    contact: Contact | None,
+    triggered_by: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Execution:
+    return Execution(
         workspace_id=connector.workspace_id,
         connector=connector,
         connector_version=connector.version,
@@ -71,6 +84,15 @@ def execution_create(
         request_fingerprint=fingerprint,
         run_after=timezone.now(),
     )
+
+
+@transaction.atomic(savepoint=False)
+def _insert_counted(execution: Execution, connector: Connector, *, enqueue: bool, skip_taken_key: bool = False) -> bool:
+    """INSERTs the new execution and counts it in the monthly quota; returns False, with nothing written, when
+    `skip_taken_key` and its idempotency key is already taken for the connector (the INSERT skips the row on
+    the unique constraint instead of failing: no savepoint is needed)."""
+    if not rows.insert_one(execution, skip_conflicts=skip_taken_key):
+        return False
     # The monthly quota, counted at constant cost. Last before the commit: the upsert locks the workspace's
     # usage row, which every execute call and every finishing run of the workspace updates, until the
     # transaction ends. A refusal rolls the INSERT back with the rest of the transaction.
@@ -78,7 +100,7 @@ def execution_create(
     if enqueue:
         max_duration = connector.max_duration_seconds
         transaction.on_commit(lambda: dispatch.enqueue(execution.id, max_duration=max_duration))
-    return execution
+    return True
 
 
 def execution_request(
@@ -104,27 +126,26 @@ def execution_request(
         if contact is None:
             raise InvalidInput("No such contact in this workspace.", field="contact_id")
     fingerprint = request_fingerprint(input, contact_id)
-    create = {"connector": connector, "input": input, "contact": contact, "fingerprint": fingerprint}
-    create |= {"triggered_by": triggered_by, "enqueue": enqueue}
     if not idempotency_key:
-        return execution_create(**create), True
-    # Insert first: a new key (the common case) costs no read. A key already taken fails the INSERT (in a
-    # savepoint) on the unique constraint; then the execution that holds it answers, or, when it has expired,
-    # the key is freed and the INSERT tried again. A concurrent request with the same key settles the same way.
+        execution = execution_create(
+            connector=connector,
+            input=input,
+            contact=contact,
+            triggered_by=triggered_by,
+            fingerprint=fingerprint,
+            enqueue=enqueue,
+        )
+        return execution, True
+    # Insert first: a new key (the common case) costs no read. A key already taken skips the INSERT (its unique
+    # constraint, ON CONFLICT DO NOTHING), before the quota is counted, so the quota never stops a replay; then
+    # the execution that holds the key answers, or, when it has expired, the key is freed and the INSERT tried
+    # again. A concurrent request with the same key settles the same way.
     for _ in range(3):
-        try:
-            with transaction.atomic():
-                execution = execution_create(**create, idempotency_key=idempotency_key)
+        execution = _new_execution(connector, input, contact, triggered_by, idempotency_key, fingerprint)
+        if _insert_counted(execution, connector, enqueue=enqueue, skip_taken_key=True):
             return execution, True
-        except IntegrityError:
-            existing = _idempotent_match(connector, idempotency_key, fingerprint)
-            if existing is not None:
-                return existing, False
-        except QuotaExceeded:
-            # A replay starts nothing, so the quota does not stop it: answer with the first execution.
-            existing = _idempotent_match(connector, idempotency_key, fingerprint)
-            if existing is None:
-                raise
+        existing = _idempotent_match(connector, idempotency_key, fingerprint)
+        if existing is not None:
             return existing, False
     raise Conflict("Could not settle the idempotency key; retry the request.")
 
