@@ -5,6 +5,7 @@ It imports nothing of the execution lifecycle: the Celery task is sent by name, 
 registered by `ExecutionsConfig.ready()`, so `services -> dispatch` does not lead back to them.
 """
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import connections
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from config import broker
 from config.celery import app as celery_app
 from connectors.engine.spec import MAX_DURATION_SECONDS
 
@@ -44,15 +46,16 @@ def enqueue(execution_id, *, delay: float = 0.0, max_duration: int = MAX_DURATIO
     """
     delay = min(max(delay, 0.0), settings.CELERY_VISIBILITY_TIMEOUT_SECONDS - 60)
     if settings.CELERY_BROKER_URL:
+        limits = {
+            "soft_time_limit": max_duration + TIME_LIMIT_MARGIN_SECONDS,
+            "time_limit": max_duration + 2 * TIME_LIMIT_MARGIN_SECONDS,
+        }
         try:
-            celery_app.send_task(
-                RUN_EXECUTION_TASK,
-                args=[str(execution_id)],
-                countdown=delay or None,
-                soft_time_limit=max_duration + TIME_LIMIT_MARGIN_SECONDS,
-                time_limit=max_duration + 2 * TIME_LIMIT_MARGIN_SECONDS,
-            )
-        except (BrokerUnavailable, OSError):
+            if delay:
+                celery_app.send_task(RUN_EXECUTION_TASK, args=[str(execution_id)], countdown=delay, **limits)
+            else:
+                broker.send_now(celery_app, RUN_EXECUTION_TASK, [str(execution_id)], **limits)  # the hot path
+        except (BrokerUnavailable, OSError, *_broker_errors()):
             logger.warning("Broker unreachable: execution %s stays queued for the sweeper", execution_id)
     elif delay:
         timer = threading.Timer(delay, _submit, args=[execution_id])
@@ -60,6 +63,13 @@ def enqueue(execution_id, *, delay: float = 0.0, max_duration: int = MAX_DURATIO
         timer.start()
     else:
         _submit(execution_id)
+
+
+@functools.cache
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    """What the broker's transport raises when it cannot be reached (redis-py's errors, for Redis)."""
+    with celery_app.connection_for_write() as connection:
+        return tuple(connection.connection_errors) + tuple(connection.channel_errors)
 
 
 def _submit(execution_id) -> None:

@@ -1,13 +1,18 @@
-"""config.broker: kombu's Redis transport with one Redis client per channel (settings for a redis:// broker)."""
+"""config.broker: kombu's Redis transport with one Redis client per channel (settings for a redis:// broker), and
+the lean publish of a task to run at once."""
 
+import base64
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import redis
+from celery import Celery
 from kombu import Connection
 
-from config.broker import Transport
+from config.broker import Transport, send_now
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -53,3 +58,26 @@ def test_a_new_pool_gets_a_new_client(redis_url):
         channel._pool = None  # what kombu does when it drops the channel's pool
 
         assert channel._create_client() is not first
+
+
+def test_send_now_publishes_the_message_send_task_would(redis_url):
+    app = Celery("broker-test", broker=redis_url, set_as_current=False)
+    app.conf.update(broker_transport="config.broker:Transport", task_default_queue="test-send-now")
+    queue = redis.Redis.from_url(redis_url)
+    queue.delete("test-send-now")
+    try:
+        app.send_task("some.task", args=["id-1"], soft_time_limit=930, time_limit=960, ignore_result=True)
+        send_now(app, "some.task", ["id-1"], soft_time_limit=930, time_limit=960)
+        sent_by_celery, sent_now = (json.loads(raw) for raw in reversed(queue.lrange("test-send-now", 0, -1)))
+    finally:
+        queue.delete("test-send-now")
+
+    def comparable(envelope: dict) -> tuple:
+        headers = {k: v for k, v in envelope["headers"].items() if k not in ("id", "root_id", "origin")}
+        properties = {k: v for k, v in envelope["properties"].items() if k not in ("correlation_id", "reply_to")}
+        properties.pop("delivery_tag")
+        body = json.loads(base64.b64decode(envelope["body"]))
+        return headers, properties, body, envelope["content-type"], envelope["content-encoding"]
+
+    assert comparable(sent_now) == comparable(sent_by_celery)
+    assert sent_now["headers"]["id"] == sent_now["headers"]["root_id"] == sent_now["properties"]["correlation_id"]
