@@ -4,16 +4,19 @@ The ORM compiles every query anew: for a model with a dozen columns that is abou
 the cost of sending the statement (docs/performance.md). `select_one` builds the statement once per model
 and set of columns and reads the row into a model instance the way the ORM does (the fields' `from_db_value`
 conversions, `Model.from_db`); `insert_one` writes a new instance as `save()` would, and can let a unique
-constraint skip it instead of failing the transaction. For hot paths only; everything else uses the ORM.
+constraint skip it instead of failing the transaction. `prepared_cursor` runs a statement whose planning costs
+more than its execution as a prepared statement. For hot paths only; everything else uses the ORM.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -91,3 +94,37 @@ def insert_one(instance: Model, using: str = DEFAULT_DB_ALIAS, *, skip_conflicts
         instance._state.adding = False
         instance._state.db = using
     return written
+
+
+@contextmanager
+def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
+    """A cursor (PostgreSQL only) whose statements are prepared on the server: each statement text is planned
+    once per connection, then only bound and executed. For large statements that run all the time, such as a
+    run's finish, whose planning costs three times its execution (docs/performance.md).
+
+    Django's cursors bind parameters on the client, which cannot prepare; this is a psycopg cursor with
+    server-side binding, wrapped as `connection.cursor()` wraps its own (database errors translated, queries
+    logged when debugging). Parameters are typed by psycopg from their Python values, so the statement casts
+    what PostgreSQL cannot infer."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection = connections[using]
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = connection.connection
+    raw.prepare_threshold = 0  # only server-binding cursors, which only this function opens, prepare
+    with connection.wrap_database_errors:
+        server_binding = ServerBindingCursor(raw)
+    logged = connection.queries_logged
+    with _LoggedStatement(server_binding, connection) if logged else connection.make_cursor(server_binding) as cursor:
+        yield cursor
+
+
+class _LoggedStatement(CursorDebugWrapper):
+    """Django's debug wrapper logging the statement's text: a prepared statement has no composed query for
+    `last_executed_query` to show (query logs, `CaptureQueriesContext`)."""
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        with self.debug_sql(sql, params):
+            return CursorWrapper.execute(self, sql, params)

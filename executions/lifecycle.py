@@ -244,7 +244,7 @@ def _checkpoint_in_one_statement(execution: Execution, index: int, values: dict)
         index,
         *_step_params(values),
     ]
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(_checkpoint_sql(), params)
         row = cursor.fetchone()
     return row[0] if row else None
@@ -463,7 +463,7 @@ def _finish_in_one_statement(finishing: _Finishing, *, alone: bool) -> bool:
     sql, params = counters.counted_with(
         update, params, status=changes["status"], duration_ms=changes["duration_ms"], now=now, also=also
     )
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:  # planning it took 0.8 ms, three times its execution
         cursor.execute(sql, params)
         return cursor.fetchone()[0] == 1
 

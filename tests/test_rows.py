@@ -1,7 +1,7 @@
 """core.rows: the hot paths' statements read and write rows exactly as the ORM does."""
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 
 from core import rows
 from executions.models import Execution
@@ -51,3 +51,23 @@ def test_without_skipping_a_conflict_fails_as_save_would(connector):
     with pytest.raises(IntegrityError), transaction.atomic():
         rows.insert_one(new_execution(connector))
     assert Execution.objects.count() == 1
+
+
+def test_prepared_cursor_plans_a_statement_once_per_connection(db):
+    statement = "SELECT %s::integer + count(*) FROM executions_execution WHERE status = %s"
+    answers = []
+    for n in (1, 2):
+        with rows.prepared_cursor() as cursor:
+            cursor.execute(statement, [n, "queued"])
+            answers.append(cursor.fetchone()[0])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%%executions_execution%%'")
+        prepared = [row[0] for row in cursor.fetchall()]
+
+    assert answers == [1, 2]
+    assert prepared == [statement.replace("%s", "$1", 1).replace("%s", "$2", 1)]
+
+
+def test_prepared_cursor_translates_database_errors_as_django_does(db):
+    with pytest.raises(ProgrammingError), transaction.atomic(), rows.prepared_cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table WHERE id = %s", [1])
