@@ -119,6 +119,8 @@ def execution_request(
     """
     if not connector.is_active:
         raise Conflict("The connector is inactive; activate it before executing it.", code="connector_inactive")
+    if idempotency_key and "\x00" in idempotency_key:  # refused here: the INSERT has no savepoint to fail in
+        raise InvalidInput("Must not contain NUL characters.", field="Idempotency-Key")
     validate_input(connector, input)
     contact = None
     if contact_id is not None:

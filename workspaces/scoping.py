@@ -44,14 +44,17 @@ def resolve_membership(request, workspace_id: str | None = None) -> Membership:
     requested = workspace_id or request.headers.get(WORKSPACE_HEADER, "").strip()
     if isinstance(request.auth, ApiKey):
         return _key_membership(request.auth, requested)
-    memberships = Membership.objects.select_related("workspace").filter(user=request.user)
+
+    def memberships() -> QuerySet[Membership]:  # built only when the caller is not in the process's cache
+        return Membership.objects.select_related("workspace").filter(user=request.user)
+
     if requested:
         try:
             requested_uuid = uuid.UUID(requested)
         except ValueError:
             raise WorkspaceRequired(f"{WORKSPACE_HEADER} must be a workspace id (a UUID).") from None
         membership = access.membership(
-            request.user, requested_uuid, lambda: memberships.filter(workspace_id=requested_uuid).first()
+            request.user, requested_uuid, lambda: memberships().filter(workspace_id=requested_uuid).first()
         )
         if membership is None:
             raise WorkspaceForbidden()
@@ -59,7 +62,7 @@ def resolve_membership(request, workspace_id: str | None = None) -> Membership:
     found: list[Membership] = []
 
     def only_one() -> Membership | None:
-        found.extend(memberships[:2])
+        found.extend(memberships()[:2])
         return found[0] if len(found) == 1 else None
 
     membership = access.membership(request.user, None, only_one)
