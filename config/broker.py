@@ -45,7 +45,7 @@ def send_now(app: Any, name: str, args: Sequence[str], *, soft_time_limit: int, 
     raises the transport's error at once, for the caller to settle. Tasks with a countdown, or that need
     Celery's routing, use `send_task`."""
     task_id = str(uuid.uuid4())
-    headers = {
+    headers: dict[str, Any] = {
         "lang": "py",
         "task": name,
         "id": task_id,

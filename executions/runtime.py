@@ -202,16 +202,21 @@ def _advance(
 
 
 def _fail(execution: Execution, message: str, step_http: StepHttp, unwritten: list[StepRecord], on_step) -> None:
-    _finish_with_last_steps(
-        execution,
-        unwritten,
-        on_step,
-        status=Status.FAILED,
-        output={},
-        error=message,
-        notes=[],
-        step_counts=step_http.stats,
-    )
+    """Fails the run, recording its last steps with it; if those cannot be written (the error came from writing
+    one of them), the run fails without them rather than staying `running` until the sweeper."""
+    failed = {"status": Status.FAILED, "output": {}, "error": message, "notes": [], "step_counts": step_http.stats}
+    if unwritten:
+        try:
+            _finish_with_last_steps(execution, unwritten, on_step, **failed)
+            return
+        except (lifecycle.LostClaim, *DATABASE_ERRORS):
+            raise
+        except Exception:
+            logger.exception(
+                "Execution %s: its last steps could not be recorded; failing it without them", execution.id
+            )
+            unwritten.clear()
+    _finish_with_last_steps(execution, unwritten, on_step, **failed)
 
 
 def _finish_with_last_steps(execution: Execution, unwritten: list[StepRecord], on_step, **finish: Any) -> None:

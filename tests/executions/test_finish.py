@@ -11,8 +11,9 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from connectors.engine.exchange import RequestEvent
+from connectors.engine.http import SafeHttpClient
 from connectors.models import Connector
-from executions import lifecycle, services
+from executions import lifecycle, sealing, services
 from executions.models import ConnectorDailyStats, Execution, StepDailyStats
 from executions.runtime import process_execution
 from executions.step_stats import StepStatsCollector
@@ -139,3 +140,57 @@ def test_the_claimed_instance_holds_the_row_as_the_orm_reads_it(connector):
     assert claimed.input == {"phone": "+1 555", "nested": [1, {"a": None}]}
     assert claimed.definition["steps"][0]["name"] == "one"
     assert claimed._state.adding is False
+
+
+def test_the_last_step_is_recorded_by_the_finish(connector):
+    execution = _queued(connector)
+    recorded = []
+
+    with CaptureQueriesContext(connection) as captured:
+        process_execution(execution.id, on_step=recorded.append)
+
+    steps = [sql for sql in captured.captured_queries if "INSERT INTO executions_executionstep" in sql["sql"]]
+    assert len(steps) == 2  # step one's checkpoint, then the finish with step two
+    assert "UPDATE executions_execution SET status" in steps[1]["sql"]
+    assert [r.name for r in recorded] == ["one", "two"]  # on_step still sees every step, once written
+    assert list(execution.step_records.order_by("index").values_list("name", "status")) == [
+        ("one", "succeeded"),
+        ("two", "succeeded"),
+    ]
+
+
+def test_a_run_cancelled_during_its_last_step_still_records_it(acme, connector, local_server, monkeypatch):
+    execution = _queued(connector)
+    send = SafeHttpClient.send
+
+    def send_then_cancel(client, request, **kwargs):
+        response = send(client, request, **kwargs)
+        if request.url.endswith("/two"):
+            services.execution_cancel(execution=Execution.objects.get(pk=execution.pk))
+        return response
+
+    monkeypatch.setattr(SafeHttpClient, "send", send_then_cancel)
+    process_execution(execution.id)
+
+    execution.refresh_from_db()
+    assert execution.status == "cancelled"
+    assert list(execution.step_records.order_by("index").values_list("name", flat=True)) == ["one", "two"]
+    connector.refresh_from_db()
+    assert (connector.total_executions, connector.successful_executions) == (1, 0)  # counted once, as cancelled
+
+
+def test_a_last_step_that_cannot_be_written_fails_the_run_instead_of_leaving_it_running(connector, monkeypatch):
+    execution = _queued(connector)
+    seal = sealing.seal
+
+    def seal_but_not_step_two(execution_id, index, values):
+        if index == 1:
+            raise ValueError("cannot seal this step")
+        return seal(execution_id, index, values)
+
+    monkeypatch.setattr(sealing, "seal", seal_but_not_step_two)
+    process_execution(execution.id)
+
+    execution.refresh_from_db()
+    assert (execution.status, execution.error) == ("failed", "The execution stopped because of an internal error.")
+    assert list(execution.step_records.values_list("name", flat=True)) == ["one"]
