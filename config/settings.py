@@ -125,8 +125,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # gunicorn thread instead (cheaper per request, and bounded by the thread count anyway).
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several threads (the embedded executor) write to the file: wait for the lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Several threads (the embedded executor) write to the file: wait for the lock instead of failing. A
+    # transaction takes the write lock when it begins (IMMEDIATE): one that read first and wrote later (a claim)
+    # while another thread held the write lock could otherwise only fail ("database is locked"), not wait.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -306,3 +307,56 @@ def test_a_malformed_boolean_refuses_to_start_naming_the_variable(tmp_path):
 
     assert result.returncode != 0
     assert "DJANGO_DEBUG" in result.stderr
+
+
+def _call(server: EmbeddedServer, method: str, path: str, body: dict | None = None, **headers: str) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(server.base_url + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    for name, value in headers.items():
+        request.add_header(name.replace("_", "-"), value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_embedded_executions_all_run_while_requests_write_concurrently(embedded_server):
+    # SQLite in embedded mode: a run's claim reads, then writes, while execute calls write from other threads.
+    # Every execution must be claimed and finished; none may be left queued by "database is locked".
+    password = "Corr3ct-horse-battery"
+    result = manage(
+        "create_workspace", "Busy", "--owner", "busy@acme.test", "--password", password, env=embedded_server.env
+    )
+    assert result.returncode == 0, result.stderr
+    workspace = result.stdout.strip().splitlines()[-1]
+    status, tokens = _call(
+        embedded_server, "POST", "/api/v1/auth/token", {"email": "busy@acme.test", "password": password}
+    )
+    assert status == 200, tokens
+    auth = {"Authorization": f"Bearer {tokens['access']}", "X_Workspace_ID": workspace}
+    # Its step is refused by the address policy (no private hosts in the embedded set-up): the run still claims,
+    # records the step and finishes, without any outside traffic.
+    steps = [{"name": "local", "url": "http://127.0.0.1:9/refused"}]
+    status, connector = _call(embedded_server, "POST", "/api/v1/connectors", {"name": "busy", "steps": steps}, **auth)
+    assert status == 201, connector
+
+    def execute(n: int) -> str:
+        key = {"Idempotency_Key": f"key-{n % 12}"}  # 24 calls, 12 keys: half of them replays
+        status, body = _call(
+            embedded_server, "POST", f"/api/v1/connectors/{connector['id']}/execute", {"input": {}}, **auth, **key
+        )
+        assert status in (200, 202), body
+        return body["id"]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ids = set(pool.map(execute, range(24)))
+    assert len(ids) == 12
+    deadline = time.monotonic() + 60
+    while True:
+        statuses = {_call(embedded_server, "GET", f"/api/v1/executions/{i}", **auth)[1]["status"] for i in ids}
+        if statuses <= {"succeeded", "failed"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert statuses == {"failed"}  # each finished, its one step refused
