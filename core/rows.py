@@ -72,7 +72,7 @@ def from_row(model: type[M], row: Any, using: str = DEFAULT_DB_ALIAS) -> M:
 
 
 @cache
-def _insert_statement(model: type[Model], vendor: str, skip_conflicts: bool) -> str:
+def _insert_statement(model: type[Model], skip_conflicts: bool) -> str:
     fields = model._meta.concrete_fields
     columns = ", ".join(f'"{field.column}"' for field in fields)
     placeholders = ", ".join("%s" for _ in fields)
@@ -88,7 +88,7 @@ def insert_one(instance: Model, using: str = DEFAULT_DB_ALIAS, *, skip_conflicts
     fields = instance._meta.concrete_fields
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     with connection.cursor() as cursor:
-        cursor.execute(_insert_statement(type(instance), connection.vendor, skip_conflicts), values)
+        cursor.execute(_insert_statement(type(instance), skip_conflicts), values)
         written = cursor.rowcount == 1
     if written:
         instance._state.adding = False
