@@ -139,7 +139,7 @@ def translate(exc: BaseException, url: str) -> HttpError:
         for e in chain
     ):
         return InvalidRequest(f"the request to {target} is invalid (URL or header)")
-    if any(isinstance(e, requests.exceptions.ContentDecodingError) for e in chain):
+    if any(isinstance(e, requests.exceptions.ContentDecodingError | urllib3.exceptions.DecodeError) for e in chain):
         return HttpError(f"the response body from {target} could not be decoded", transient=False)
     if any(isinstance(e, NameResolutionError | socket.gaierror) for e in chain):
         return ConnectionFailed(f"could not resolve the host of {target}")

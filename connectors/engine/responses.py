@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import requests
 import urllib3
 
 from connectors.engine.http_errors import HttpError, RequestTimeout, ResponseTooLarge, safe_url, translate
@@ -15,13 +14,14 @@ CHUNK_SIZE = 64 * 1024
 REDIRECT_BODY_DRAIN_BYTES = 64 * 1024
 
 
-def read_body(response: requests.Response, url: str, deadline: float, limit: int) -> bytes:
+def read_body(response: urllib3.BaseHTTPResponse, url: str, deadline: float, limit: int) -> bytes:
     """The whole body, read in chunks: refused past `limit` bytes (announced or read) or past the deadline;
     the response is closed either way."""
     try:
         declared = int(response.headers.get("Content-Length", ""))
     except ValueError:
         declared = None
+    consumed = False
     try:
         if declared is not None and declared > limit:
             raise ResponseTooLarge(
@@ -29,24 +29,28 @@ def read_body(response: requests.Response, url: str, deadline: float, limit: int
             )
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
+        for chunk in response.stream(CHUNK_SIZE, decode_content=True):
             size += len(chunk)
             if size > limit:
                 raise ResponseTooLarge(f"the response from {safe_url(url)} is larger than the {limit}-byte limit")
             chunks.append(chunk)
             if time.monotonic() > deadline:
                 raise RequestTimeout(f"timed out reading the response from {safe_url(url)}")
+        consumed = True
         return b"".join(chunks)
     except HttpError:
         raise
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise translate(exc, url) from None
     finally:
-        response.close()
+        # A body read to its end leaves the connection reusable; any other is closed, never pooled half-read.
+        if not consumed:
+            response.close()
+        response.release_conn()
 
 
-def redirect_target(response: requests.Response) -> str | None:
-    if response.status_code not in REDIRECT_STATUSES or "Location" not in response.headers:
+def redirect_target(response: urllib3.BaseHTTPResponse) -> str | None:
+    if response.status not in REDIRECT_STATUSES or "Location" not in response.headers:
         return None
     raw = response.headers["Location"]
     # As in requests: servers send UTF-8 that http.client decoded as Latin-1.
@@ -56,16 +60,15 @@ def redirect_target(response: requests.Response) -> str | None:
         return raw
 
 
-def discard_body(response: requests.Response) -> None:
+def discard_body(response: urllib3.BaseHTTPResponse) -> None:
     """Read a small redirect body so the connection returns to the pool; close it on anything larger."""
     try:
         read = 0
-        for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
+        for chunk in response.stream(CHUNK_SIZE, decode_content=False):
             read += len(chunk)
             if read > REDIRECT_BODY_DRAIN_BYTES:
                 response.close()
-                return
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+                break
+    except (urllib3.exceptions.HTTPError, OSError):
         response.close()  # the redirect is still followed, on a new connection
-        return
-    response.raw.release_conn()
+    response.release_conn()

@@ -1,5 +1,5 @@
-"""The transport of outbound HTTP: urllib3 connections that resolve once, check every address against the
-policy and connect to a checked one, and sockets that keep the request's total deadline.
+"""The transport of outbound HTTP: urllib3 connection pools whose connections resolve once, check every address
+against the policy and connect to a checked one, and sockets that keep the request's total deadline.
 
 The check sits inside the connection (``_SafeConnectionMixin._new_conn``), below URL parsing: no second DNS
 lookup between "check" and "connect", so DNS rebinding has no window, and every spelling of an address is
@@ -11,15 +11,15 @@ sockets re-arm their timeout to what is left of it before every send and receive
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import ssl
 import sys
 import time
 from contextvars import ContextVar
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
-from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -27,10 +27,11 @@ from urllib3.poolmanager import PoolManager
 from urllib3.util.connection import allowed_gai_family
 
 from connectors.engine.addresses import AddressPolicy, parse_ip
-from connectors.engine.http_errors import InvalidRequest
+
+# Target hosts whose connections a client keeps (the least recently used host's pool is closed beyond that).
+HOSTS_POOLED = 10
 
 # The total deadline of the request being sent by this thread (a time.monotonic() value), or None.
-
 request_deadline: ContextVar[float | None] = ContextVar("outbound_request_deadline", default=None)
 
 
@@ -167,35 +168,16 @@ class _SafePoolManager(PoolManager):
         return pool
 
 
-class SafeAdapter(HTTPAdapter):
-    def __init__(self, policy: AddressPolicy, **kwargs: Any) -> None:
-        self._address_policy = policy
-        super().__init__(**kwargs)
-
-    def init_poolmanager(
-        self, connections: int, maxsize: int, block: bool = DEFAULT_POOLBLOCK, **pool_kwargs: Any
-    ) -> None:
-        self._pool_connections = connections
-        self._pool_maxsize = maxsize
-        self._pool_block = block
-        self.poolmanager = _SafePoolManager(
-            num_pools=connections,
-            maxsize=maxsize,
-            block=block,
-            address_policy=self._address_policy,
-            **pool_kwargs,
-        )
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        # A proxy would connect on our behalf, out of reach of the connect-time check.
-        raise InvalidRequest("outbound requests never go through a proxy")
-
-
-class NoCookies(DefaultCookiePolicy):
-    """Refuses every cookie, so the shared session never carries one tenant's cookies to another."""
-
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: Any, request: Any) -> bool:
-        return False
+def safe_pool_manager(policy: AddressPolicy, *, maxsize: int, ca_bundle: str | None) -> PoolManager:
+    """The connection pools of a client: every connection checked by ``policy``, TLS verified against
+    ``ca_bundle`` (a file or a directory) or, without one, certifi's bundle, as requests verifies."""
+    ca = ca_bundle or DEFAULT_CA_BUNDLE_PATH
+    tls = {"ca_cert_dir": ca} if os.path.isdir(ca) else {"ca_certs": ca}
+    return _SafePoolManager(
+        num_pools=HOSTS_POOLED,
+        maxsize=maxsize,
+        block=False,
+        address_policy=policy,
+        cert_reqs="CERT_REQUIRED",
+        **tls,
+    )
