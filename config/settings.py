@@ -116,6 +116,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with health checks that poll the socket before any round trip (core/postgresql).
+    DATABASES["default"]["ENGINE"] = "core.postgresql"
     # Fail fast while PostgreSQL is unreachable (the API answers 503, workers retry) instead of hanging on
     # the operating system's connect timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)

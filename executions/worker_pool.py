@@ -86,8 +86,11 @@ def use_database_pool(max_size: int) -> None:
     """Serves this process's PostgreSQL connections from a pool of at most `max_size` (the threads of the pool
     then queue for one, for at most 5 s, as long as a connect may take)."""
     database = settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.postgresql" or database["OPTIONS"].get("pool"):
+    if connections["default"].vendor != "postgresql" or database["OPTIONS"].get("pool"):
         return
     connections["default"].close()  # a persistent connection opened before, if any
     database["OPTIONS"]["pool"] = {"min_size": min(2, max_size), "max_size": max_size, "timeout": 5, "max_idle": 300}
     database["CONN_MAX_AGE"] = 0  # pooled connections go back to the pool instead of staying open per thread
+    # The backend checks a pooled connection as it takes it (core/postgresql), at the cost of a poll; the pool's
+    # own check would be a round trip every time.
+    database["CONN_HEALTH_CHECKS"] = False

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from connectors import services as connector_services
@@ -84,7 +85,7 @@ def json_reply(payload: Any, status: int = 200, **headers: str) -> Reply:
 def require_pg_dump() -> str:
     """The pg_dump binary for the test database; skips without PostgreSQL/pg_dump (fails in CI instead)."""
     pg_dump = shutil.which("pg_dump")
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or pg_dump is None:
+    if connection.vendor != "postgresql" or pg_dump is None:
         if os.environ.get("CI"):
             pytest.fail("CI must run this on PostgreSQL with pg_dump installed", pytrace=False)
         pytest.skip("needs PostgreSQL and pg_dump")

@@ -70,7 +70,7 @@ class Worker:
 
 @pytest.fixture
 def celery_worker(transactional_db, settings) -> Iterator[Worker]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.skip("the worker process reaches the test database through DATABASE_URL (PostgreSQL)")
     broker = _redis_or_skip()
     queue = f"connectors-test-{uuid.uuid4().hex}"

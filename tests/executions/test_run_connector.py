@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from executions import dispatch
 from executions.models import Execution
@@ -184,7 +185,7 @@ def manage(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.django_db(transaction=True)
 def test_process_exits_0_on_success_and_1_on_failure(acme, local_server):
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.skip("the child process reaches the test database through DATABASE_URL (PostgreSQL)")
     local_server.route("/bad", Reply(500))
     good = make_connector(acme, [{"name": "ok", "url": f"{local_server.url}/ok"}])

@@ -48,7 +48,7 @@ APPLICATION_NAME = f"pool-test-{uuid.uuid4().hex[:8]}"
 
 @pytest.fixture
 def big_worker(transactional_db, settings) -> Iterator[Worker]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.skip("the worker process reaches the test database through DATABASE_URL (PostgreSQL)")
     broker = _redis_or_skip()
     queue = f"connectors-test-{uuid.uuid4().hex}"

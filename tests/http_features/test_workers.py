@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
+from django.db import connection as django_connection
 
 from config.celery import app as celery_app
 from executions.models import Execution, Status
@@ -43,7 +43,7 @@ CLIENT_SECRET = "cs-worker-test-secret"
 
 @pytest.fixture
 def two_workers(transactional_db, settings) -> Iterator[list[Worker]]:
-    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if django_connection.vendor != "postgresql":
         pytest.skip("the worker processes reach the test database through DATABASE_URL (PostgreSQL)")
     broker = _redis_or_skip()
     env = {

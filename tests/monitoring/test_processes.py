@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.db import connection
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -92,7 +93,7 @@ def wait_for(condition, what: str, processes: list[Process], timeout: float = 90
 
 @pytest.fixture
 def stack(transactional_db, settings) -> Iterator[dict]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         pytest.skip("the processes reach the test database through DATABASE_URL (PostgreSQL)")
     broker = _redis_or_skip()
     metrics_dir = tempfile.mkdtemp(prefix="metrics-")
