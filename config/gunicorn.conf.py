@@ -6,8 +6,11 @@ requests hold one while they wait), and logs through the same formatter as every
 so LOG_FORMAT=json makes gunicorn's own lines JSON as well.
 """
 
+import logging
 import multiprocessing
 import os
+
+from gunicorn.glogging import Logger
 
 from config.env import env_choice, env_int, env_str
 from monitoring.logs import LOG_FORMATS, logging_config
@@ -23,6 +26,18 @@ max_requests = env_int("GUNICORN_MAX_REQUESTS", 10000, minimum=0)
 max_requests_jitter = max_requests // 10
 # Forwarded headers are believed only from these proxy addresses (see docs/deployment.md).
 forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+class AccessLinesWhenWritten(Logger):
+    """gunicorn's logger builds each request's access line (its atoms) even when the access logger drops it
+    (LOG_LEVEL above INFO): 2 % of a web worker's CPU in the execute benchmark. Built only when written."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = AccessLinesWhenWritten
 logconfig_dict = logging_config(
     log_format=env_choice("LOG_FORMAT", LOG_FORMATS, "text"), level=env_str("LOG_LEVEL", "INFO")
 )

@@ -4,8 +4,9 @@ The ORM compiles every query anew: for a model with a dozen columns that is abou
 the cost of sending the statement (docs/performance.md). `select_one` builds the statement once per model
 and set of columns and reads the row into a model instance the way the ORM does (the fields' `from_db_value`
 conversions, `Model.from_db`); `insert_one` writes a new instance as `save()` would, and can let a unique
-constraint skip it instead of failing the transaction. `prepared_cursor` runs a statement whose planning costs
-more than its execution as a prepared statement. For hot paths only; everything else uses the ORM.
+constraint skip it instead of failing the transaction; both are prepared statements on PostgreSQL.
+`prepared_cursor` runs a statement whose planning costs more than its execution as a prepared statement. For
+hot paths only; everything else uses the ORM.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def select_one(model: type[M], using: str = DEFAULT_DB_ALIAS, **equal: Any) -> M
     sql, where = _statement(model, tuple(equal))
     connection = connections[using]
     params = [field.get_db_prep_value(value, connection) for field, value in zip(where, equal.values(), strict=True)]
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -87,13 +88,20 @@ def insert_one(instance: Model, using: str = DEFAULT_DB_ALIAS, *, skip_conflicts
     connection = connections[using]
     fields = instance._meta.concrete_fields
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(_insert_statement(type(instance), skip_conflicts), values)
         written = cursor.rowcount == 1
     if written:
         instance._state.adding = False
         instance._state.db = using
     return written
+
+
+def _cursor(connection: Any) -> Any:
+    """Prepared on PostgreSQL: the statements of this module run all the time with new values, and binding
+    them on the server spares the client quoting every value into the text (a whole connector definition for
+    an execution's INSERT) and the server parsing it again."""
+    return prepared_cursor(connection.alias) if connection.vendor == "postgresql" else connection.cursor()
 
 
 @contextmanager

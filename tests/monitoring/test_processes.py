@@ -224,6 +224,7 @@ def test_metrics_json_logs_and_retention_across_real_processes(stack, alice, acm
         assert any(m.startswith("Execution finished: ") for m in messages)
         assert {r["workspace_id"] for r in about if r["execution_id"] == execution_id} == {str(acme.id)}
     assert any(r["logger"].startswith("gunicorn") for r in records["web"])
+    assert any(r["logger"] == "gunicorn.access" and "/execute" in r["message"] for r in records["web"])
 
     # Retention by beat: executions older than EXECUTION_RETENTION_DAYS go; the statistics stay.
     api = client_for(alice, acme)
