@@ -94,6 +94,10 @@ class StepStatsCollector:
             logger.warning("Could not record step statistics of connector %s", connector_id, exc_info=True)
 
 
+# The rows travel as one array per column: the statement's text and its number of parameters stay the same
+# whatever the number of steps (psycopg keeps its parse of a statement only up to 50 parameters, and the server
+# its plan per text).
+
 # Adds two {key: count} objects key by key (status codes, latency buckets).
 _SUM_STATUS_CODES = (
     "(SELECT COALESCE(jsonb_object_agg(k, n), '{}'::jsonb) FROM (SELECT k, SUM(v::bigint) AS n FROM ("
@@ -105,7 +109,9 @@ _SUM_LATENCY = _SUM_STATUS_CODES.replace("status_codes", "latency")
 _UPSERT_SQL = """
     INSERT INTO executions_stepdailystats AS s
         (connector_id, workspace_id, date, step_name, requests, retries, rate_limited, status_codes, latency)
-    SELECT {owner}, %s, v.* FROM {source}(VALUES {values}) AS v
+    SELECT {owner}, %s, v.* FROM {source}unnest(
+        %s::text[], %s::integer[], %s::integer[], %s::integer[], %s::jsonb[], %s::jsonb[]
+    ) AS v (step_name, requests, retries, rate_limited, status_codes, latency)
     ON CONFLICT (connector_id, date, step_name) DO UPDATE SET
         requests = s.requests + EXCLUDED.requests,
         retries = s.retries + EXCLUDED.retries,
@@ -119,19 +125,23 @@ def upsert(rows: list[tuple[str, _StepCounts]], day: date, *owner: Any) -> tuple
     """PostgreSQL: the upsert of `rows` into the day's rollup, as SQL and parameters, for the connector and
     workspace given in `owner`, or, without them, for those of `finished`: then it is a data-modifying CTE of
     the finishing statement (executions.counters.counted_with), which writes only if the run finished."""
-    values = ", ".join(["(%s, %s, %s, %s, %s::jsonb, %s::jsonb)"] * len(rows))
     sql = _UPSERT_SQL.format(
         owner="%s, %s" if owner else "finished.connector_id, finished.workspace_id",
         source="" if owner else "finished, ",
-        values=values,
         status_codes=_SUM_STATUS_CODES,
         latency=_SUM_LATENCY,
     )
-    params: list[Any] = [*owner, day]
-    for name, counts in rows:
-        params += [name, counts.requests, counts.retries, counts.rate_limited]
-        params += [json.dumps(counts.status_codes), json.dumps(counts.latency)]
-    return sql, params
+    counts = [counts for _name, counts in rows]
+    return sql, [
+        *owner,
+        day,
+        [name for name, _counts in rows],
+        [c.requests for c in counts],
+        [c.retries for c in counts],
+        [c.rate_limited for c in counts],
+        [json.dumps(c.status_codes) for c in counts],
+        [json.dumps(c.latency) for c in counts],
+    ]
 
 
 def add_in_python(connector_id: Any, workspace_id: Any, day: date, rows: list[tuple[str, _StepCounts]]) -> None:

@@ -88,6 +88,17 @@ def test_per_step_statistics_and_usage_ride_on_the_finishing_statement_whatever_
             assert "UPDATE executions_execution" in writes[0]
 
 
+def test_the_finishing_statement_is_the_same_text_whatever_the_steps(chain):
+    # The per-step statistics travel as arrays: the same text, planned once per connection for every run, and
+    # within what psycopg keeps parsed (at most 4096 bytes and 50 parameters) instead of parsed again per run.
+    finishes = [run_queries(chain(steps))[-1] for steps in (1, 5, 20)]
+
+    assert all("INSERT INTO executions_stepdailystats" in sql for sql in finishes)
+    assert finishes[0] == finishes[1] == finishes[2]
+    assert len(finishes[0].encode()) <= 4096  # psycopg's MAX_CACHED_STATEMENT_LENGTH
+    assert finishes[0].count("%s") <= 50  # psycopg's MAX_CACHED_STATEMENT_PARAMS
+
+
 def test_each_further_step_costs_one_statement(chain):
     one, five = run_queries(chain(1)), run_queries(chain(5))
 
