@@ -49,7 +49,7 @@ _shutting_down = threading.Event()
 
 
 def get_runner() -> Runner:
-    """One runner (and so one pooled HTTP session) per process."""
+    """One runner (and so one set of pooled HTTP connections) per process."""
     global _runner
     if _runner is None:
         client = SafeHttpClient(
