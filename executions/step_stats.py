@@ -94,10 +94,6 @@ class StepStatsCollector:
             logger.warning("Could not record step statistics of connector %s", connector_id, exc_info=True)
 
 
-# The rows travel as one array per column: the statement's text and its number of parameters stay the same
-# whatever the number of steps (psycopg keeps its parse of a statement only up to 50 parameters, and the server
-# its plan per text).
-
 # Adds two {key: count} objects key by key (status codes, latency buckets).
 _SUM_STATUS_CODES = (
     "(SELECT COALESCE(jsonb_object_agg(k, n), '{}'::jsonb) FROM (SELECT k, SUM(v::bigint) AS n FROM ("
@@ -106,6 +102,9 @@ _SUM_STATUS_CODES = (
 )
 _SUM_LATENCY = _SUM_STATUS_CODES.replace("status_codes", "latency")
 
+# The rows travel as one array per column: the statement's text and its number of parameters stay the same
+# whatever the number of steps (psycopg keeps its parse of a statement only up to 50 parameters, and the server
+# its plan per text).
 _UPSERT_SQL = """
     INSERT INTO executions_stepdailystats AS s
         (connector_id, workspace_id, date, step_name, requests, retries, rate_limited, status_codes, latency)
@@ -131,16 +130,17 @@ def upsert(rows: list[tuple[str, _StepCounts]], day: date, *owner: Any) -> tuple
         status_codes=_SUM_STATUS_CODES,
         latency=_SUM_LATENCY,
     )
-    counts = [counts for _name, counts in rows]
+    names = [name for name, _counts in rows]
+    step_counts = [counts for _name, counts in rows]
     return sql, [
         *owner,
         day,
-        [name for name, _counts in rows],
-        [c.requests for c in counts],
-        [c.retries for c in counts],
-        [c.rate_limited for c in counts],
-        [json.dumps(c.status_codes) for c in counts],
-        [json.dumps(c.latency) for c in counts],
+        names,
+        [c.requests for c in step_counts],
+        [c.retries for c in step_counts],
+        [c.rate_limited for c in step_counts],
+        [json.dumps(c.status_codes) for c in step_counts],
+        [json.dumps(c.latency) for c in step_counts],
     ]
 
 
