@@ -315,6 +315,18 @@ class Bench:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.args.database]).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.args.database}"')
+            others = conn.execute(
+                "SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s", [self.args.database]
+            ).fetchall()
+        if others:
+            # A worker left running (a bench killed with SIGKILL, a process of one's own) would take this run's
+            # executions, and its CPU would not be counted: the figures would be wrong without any sign.
+            found = ", ".join(f"pid {pid} ({name or 'no name'})" for pid, name in others)
+            raise SystemExit(
+                f"Other processes are connected to database {self.args.database}: {found}. Stop them (a worker or "
+                "gunicorn left by an interrupted bench: `pkill -f 'celery -A config worker'`), or give this run "
+                "its own --database."
+            )
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env, check=True)
         self.empty_tables()
 
@@ -704,6 +716,10 @@ def table(summaries: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group()
@@ -734,6 +750,7 @@ def main() -> None:
     if not (args.scenario or args.all or args.profile_only):
         parser.error("choose --scenario S1|S2|S3|S4, --all or --profile-only")
     args.scenarios = sorted(SCENARIOS) if args.all else [args.scenario]
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # the services it started are stopped on the way out
     bench = Bench(args)
     try:
         summaries = bench.run()

@@ -1,5 +1,5 @@
 """The broker's hot path: kombu's Redis transport reusing one Redis client per channel (settings:
-CELERY_BROKER_TRANSPORT), and `send_now`, which publishes a task to run at once for half of Celery's CPU.
+CELERY_BROKER_TRANSPORT), and `send_now`, which publishes a task to run at once for a quarter of Celery's CPU.
 
 kombu builds a new `redis.Redis` for every publish, every acknowledgement and every prefetch bookkeeping
 pipeline, and building one copies redis-py's table of response callbacks: about 0.1 ms each, three times per
@@ -8,9 +8,11 @@ thread-safe (each command takes a connection from the channel's pool), so the ch
 only if the channel replaces its pool.
 """
 
+import contextlib
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -68,7 +70,31 @@ def send_now(app: Any, name: str, args: Sequence[str], *, soft_time_limit: int, 
     }
     body = json.dumps([list(args), {}, _EMBED])
     properties = {"correlation_id": task_id, "delivery_mode": 2}
-    with app.producer_or_acquire() as producer:
-        channel = producer.channel
+    channel = _publishing_channel(app)
+    try:
         message = channel.prepare_message(body, 0, "application/json", "utf-8", headers, properties)
         channel.basic_publish(message, "", app.conf.task_default_queue)
+    except BaseException:
+        _drop_publishing_channel(app)
+        raise
+
+
+_publishing = threading.local()
+
+
+def _publishing_channel(app: Any) -> Any:
+    """This thread's channel for publishing through `app`'s broker, kept between calls. Taking a producer from
+    Celery's pool and giving it back (`producer_or_acquire`: the pool's lock and queue, reviving the producer)
+    cost as much as the publish itself (docs/performance.md). A channel is not shared between threads; a
+    publish that fails drops its connection, and the next one connects again."""
+    connections = _publishing.__dict__.setdefault("connections", {})
+    if app not in connections:
+        connections[app] = app.connection_for_write()
+    return connections[app].default_channel
+
+
+def _drop_publishing_channel(app: Any) -> None:
+    connection = getattr(_publishing, "connections", {}).pop(app, None)
+    if connection is not None:
+        with contextlib.suppress(Exception):  # it failed already; what matters is that it is not used again
+            connection.release()

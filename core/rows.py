@@ -4,9 +4,10 @@ The ORM compiles every query anew: for a model with a dozen columns that is abou
 the cost of sending the statement (docs/performance.md). `select_one` builds the statement once per model
 and set of columns and reads the row into a model instance the way the ORM does (the fields' `from_db_value`
 conversions, `Model.from_db`); `insert_one` writes a new instance as `save()` would, and can let a unique
-constraint skip it instead of failing the transaction; both are prepared statements on PostgreSQL.
-`prepared_cursor` runs a statement whose planning costs more than its execution as a prepared statement. For
-hot paths only; everything else uses the ORM.
+constraint skip it instead of failing the transaction; both run through `hot_cursor`, which prepares them
+on PostgreSQL, as do other statements of every execution (the quota's upsert). `prepared_cursor` runs a
+statement whose planning costs more than its execution as a prepared statement. For hot paths only;
+everything else uses the ORM.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def select_one(model: type[M], using: str = DEFAULT_DB_ALIAS, **equal: Any) -> M
     sql, where = _statement(model, tuple(equal))
     connection = connections[using]
     params = [field.get_db_prep_value(value, connection) for field, value in zip(where, equal.values(), strict=True)]
-    with _cursor(connection) as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -88,7 +89,7 @@ def insert_one(instance: Model, using: str = DEFAULT_DB_ALIAS, *, skip_conflicts
     connection = connections[using]
     fields = instance._meta.concrete_fields
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with _cursor(connection) as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(_insert_statement(type(instance), skip_conflicts), values)
         written = cursor.rowcount == 1
     if written:
@@ -97,10 +98,11 @@ def insert_one(instance: Model, using: str = DEFAULT_DB_ALIAS, *, skip_conflicts
     return written
 
 
-def _cursor(connection: Any) -> Any:
-    """Prepared on PostgreSQL: the statements of this module run all the time with new values, and binding
-    them on the server spares the client quoting every value into the text (a whole connector definition for
-    an execution's INSERT) and the server parsing it again."""
+def hot_cursor(connection: Any) -> Any:
+    """A cursor for a statement that runs all the time with new values: prepared on PostgreSQL (binding them
+    on the server spares the client quoting every value into the text, a whole connector definition for an
+    execution's INSERT, and the server parsing and planning it again), Django's own elsewhere. Parameters are
+    typed from their Python values, as for `prepared_cursor`."""
     return prepared_cursor(connection.alias) if connection.vendor == "postgresql" else connection.cursor()
 
 

@@ -6,12 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from unittest import mock
 
+import pytest
 import redis
 from celery import Celery
 from kombu import Connection
 
+from config import broker
 from config.broker import Transport, send_now
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -81,3 +85,36 @@ def test_send_now_publishes_the_message_send_task_would(redis_url):
 
     assert comparable(sent_now) == comparable(sent_by_celery)
     assert sent_now["headers"]["id"] == sent_now["headers"]["root_id"] == sent_now["properties"]["correlation_id"]
+
+
+def test_send_now_keeps_one_channel_per_thread_and_drops_it_when_a_publish_fails(redis_url):
+    app = Celery("broker-test", broker=redis_url, set_as_current=False)
+    app.conf.update(broker_transport="config.broker:Transport", task_default_queue="test-send-now-channel")
+    queue = redis.Redis.from_url(redis_url)
+    queue.delete("test-send-now-channel")
+    try:
+        send_now(app, "some.task", ["id-1"], soft_time_limit=930, time_limit=960)
+        kept = broker._publishing_channel(app)
+        send_now(app, "some.task", ["id-2"], soft_time_limit=930, time_limit=960)
+        assert broker._publishing_channel(app) is kept
+
+        with (
+            mock.patch.object(kept, "basic_publish", side_effect=redis.ConnectionError("gone")),
+            pytest.raises(redis.ConnectionError),
+        ):
+            send_now(app, "some.task", ["id-3"], soft_time_limit=930, time_limit=960)
+        send_now(app, "some.task", ["id-4"], soft_time_limit=930, time_limit=960)
+        renewed = broker._publishing_channel(app)
+
+        other_thread: list = []
+        thread = threading.Thread(target=lambda: other_thread.append(broker._publishing_channel(app)))
+        thread.start()
+        thread.join()
+        published = reversed(queue.lrange("test-send-now-channel", 0, -1))
+        sent = [json.loads(raw)["headers"]["argsrepr"] for raw in published]
+    finally:
+        queue.delete("test-send-now-channel")
+
+    assert renewed is not kept
+    assert other_thread[0] is not renewed
+    assert sent == ["['id-1']", "['id-2']", "['id-4']"]
