@@ -85,16 +85,20 @@ _publishing = threading.local()
 def _publishing_channel(app: Any) -> Any:
     """This thread's channel for publishing through `app`'s broker, kept between calls. Taking a producer from
     Celery's pool and giving it back (`producer_or_acquire`: the pool's lock and queue, reviving the producer)
-    cost as much as the publish itself (docs/performance.md). A channel is not shared between threads; a
-    publish that fails drops its connection, and the next one connects again."""
-    connections = _publishing.__dict__.setdefault("connections", {})
-    if app not in connections:
-        connections[app] = app.connection_for_write()
-    return connections[app].default_channel
+    cost as much as the publish itself (docs/performance.md). A channel is not shared between threads. Its
+    connection is dropped, and the next publish connects again, when a publish fails and when the app's
+    connection pool is replaced (Celery replaces it after a fork; so does pointing the app at another broker)."""
+    kept = _publishing.__dict__.setdefault("kept", {})
+    pool = app.pool
+    entry = kept.get(app)
+    if entry is None or entry[0] is not pool:
+        _drop_publishing_channel(app)
+        entry = kept[app] = (pool, app.connection_for_write())
+    return entry[1].default_channel
 
 
 def _drop_publishing_channel(app: Any) -> None:
-    connection = getattr(_publishing, "connections", {}).pop(app, None)
-    if connection is not None:
+    entry = getattr(_publishing, "kept", {}).pop(app, None)
+    if entry is not None:
         with contextlib.suppress(Exception):  # it failed already; what matters is that it is not used again
-            connection.release()
+            entry[1].release()

@@ -35,6 +35,8 @@ from contextlib import contextmanager
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from core import rows
+
 logger = logging.getLogger(__name__)
 
 APP_ROLE = "connectors_app"
@@ -86,7 +88,7 @@ def enter_workspace(workspace_id, using: str = DEFAULT_DB_ALIAS) -> bool:
     connection = connections[using]
     if not connection.in_atomic_block:
         raise RuntimeError("enter_workspace() needs a transaction (run the request in request_transaction()).")
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor(using) as cursor:  # every request of a workspace sends it
         cursor.execute(
             "SELECT set_config('role', %s, true), set_config(%s, %s, true)",
             [APP_ROLE, WORKSPACE_SETTING, str(workspace_id)],

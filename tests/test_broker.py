@@ -118,3 +118,24 @@ def test_send_now_keeps_one_channel_per_thread_and_drops_it_when_a_publish_fails
     assert renewed is not kept
     assert other_thread[0] is not renewed
     assert sent == ["['id-1']", "['id-2']", "['id-4']"]
+
+
+def test_send_now_follows_the_app_to_another_broker(redis_url):
+    app = Celery("broker-test", broker=redis_url, set_as_current=False)
+    app.conf.update(broker_transport="config.broker:Transport", task_default_queue="test-send-now-moved")
+    other_url = redis_url.rsplit("/", 1)[0] + "/" + str((int(redis_url.rsplit("/", 1)[1]) + 1) % 16)
+    first, second = redis.Redis.from_url(redis_url), redis.Redis.from_url(other_url)
+    for queue in (first, second):
+        queue.delete("test-send-now-moved")
+    try:
+        send_now(app, "some.task", ["id-1"], soft_time_limit=930, time_limit=960)
+        app.pool.force_close_all()  # what tests and Celery (after a fork) do: a new pool, here for another broker
+        app._pool = None
+        app.conf.broker_url = other_url
+        send_now(app, "some.task", ["id-2"], soft_time_limit=930, time_limit=960)
+        on_first, on_second = (queue.llen("test-send-now-moved") for queue in (first, second))
+    finally:
+        for queue in (first, second):
+            queue.delete("test-send-now-moved")
+
+    assert (on_first, on_second) == (1, 1)
