@@ -65,10 +65,11 @@ def claim(execution_id: uuid.UUID | str) -> Execution | None:
 
 def _claim_in_one_statement(execution_id: uuid.UUID | str) -> Execution | None:
     """PostgreSQL: the claim is one statement, the function `executions_claim` (migration 0005 has it and says
-    how it keeps the cap exact), so it costs one round trip and no transaction of its own."""
+    how it keeps the cap exact), so it costs one round trip and no transaction of its own; prepared, like the
+    finish."""
     now = timezone.now()
     token = _claim_token()
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(_claim_sql(), [str(execution_id), token, settings.CONNECTORS_WORKSPACE_CONCURRENCY, now])
         row = cursor.fetchone()
     if row is None:

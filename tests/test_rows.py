@@ -71,3 +71,21 @@ def test_prepared_cursor_plans_a_statement_once_per_connection(db):
 def test_prepared_cursor_translates_database_errors_as_django_does(db):
     with pytest.raises(ProgrammingError), transaction.atomic(), rows.prepared_cursor() as cursor:
         cursor.execute("SELECT * FROM no_such_table WHERE id = %s", [1])
+
+
+def test_prepared_cursor_keeps_one_cursor_per_connection_and_replaces_it_with_the_connection(transactional_db):
+    def cursor_used() -> object:
+        with rows.prepared_cursor() as cursor:
+            cursor.execute("SELECT %s::integer", [1])
+            assert cursor.fetchone() == (1,)
+            return cursor.cursor  # the psycopg cursor under Django's wrapper
+
+    first = cursor_used()
+    assert cursor_used() is first  # its adapters, found for the first statement, serve the next ones
+
+    first.close()
+    replaced = cursor_used()
+    assert replaced is not first
+
+    connection.close()  # a new connection gets its own cursor
+    assert cursor_used() is not replaced
