@@ -489,20 +489,25 @@ class Bench:
         lock = threading.Lock()
         waiting: dict[str, threading.Event] = {}
         ended_unclaimed: set[str] = set()  # announced before its client was waiting for it
+        polled_first: set[str] = set()  # seen ended by the fallback poller; its announcement is still to come
         finished_ids: list[str] = []
         listening = threading.Event()
         failures: list[str] = []
         deadline = 0.0
         run_numbers = iter(range(10**9))
 
-        def ended(execution_ids: list[str]) -> None:
+        def ended(execution_ids: list[str], *, announced: bool) -> None:
             with lock:
                 for execution_id in execution_ids:
                     event = waiting.pop(execution_id, None)
-                    if event is None:
-                        ended_unclaimed.add(execution_id)
-                    else:
+                    if event is not None:
                         event.set()
+                        if not announced:
+                            polled_first.add(execution_id)
+                    elif announced and execution_id in polled_first:
+                        polled_first.discard(execution_id)
+                    elif announced:
+                        ended_unclaimed.add(execution_id)
 
         def listener(subscribed: threading.Event) -> None:
             """The service announces each end on Redis for `Prefer: wait` (executions.waiting): one message per
@@ -514,7 +519,7 @@ class Bench:
                 while listening.is_set():
                     message = pubsub.get_message(timeout=0.2)
                     if message is not None:
-                        ended([message["channel"].decode()[len(ENDED_CHANNEL_PREFIX) :]])
+                        ended([message["channel"].decode()[len(ENDED_CHANNEL_PREFIX) :]], announced=True)
             finally:
                 pubsub.close()
 
@@ -529,7 +534,7 @@ class Bench:
                             "SELECT id::text FROM executions_execution WHERE id = ANY(%s::uuid[]) AND status = ANY(%s)",
                             [pending, list(TERMINAL)],
                         ).fetchall()
-                        ended([row[0] for row in rows])
+                        ended([row[0] for row in rows], announced=False)
 
         def client(n: int) -> None:
             connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
