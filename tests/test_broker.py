@@ -64,9 +64,15 @@ def test_a_new_pool_gets_a_new_client(redis_url):
         assert channel._create_client() is not first
 
 
-def test_send_now_publishes_the_message_send_task_would(redis_url):
+def publishing_app(redis_url: str, queue: str) -> Celery:
+    """A Celery app of its own on the test's Redis, publishing to `queue`, with the settings' transport."""
     app = Celery("broker-test", broker=redis_url, set_as_current=False)
-    app.conf.update(broker_transport="config.broker:Transport", task_default_queue="test-send-now")
+    app.conf.update(broker_transport="config.broker:Transport", task_default_queue=queue)
+    return app
+
+
+def test_send_now_publishes_the_message_send_task_would(redis_url):
+    app = publishing_app(redis_url, "test-send-now")
     queue = redis.Redis.from_url(redis_url)
     queue.delete("test-send-now")
     try:
@@ -88,8 +94,7 @@ def test_send_now_publishes_the_message_send_task_would(redis_url):
 
 
 def test_send_now_keeps_one_channel_per_thread_and_drops_it_when_a_publish_fails(redis_url):
-    app = Celery("broker-test", broker=redis_url, set_as_current=False)
-    app.conf.update(broker_transport="config.broker:Transport", task_default_queue="test-send-now-channel")
+    app = publishing_app(redis_url, "test-send-now-channel")
     queue = redis.Redis.from_url(redis_url)
     queue.delete("test-send-now-channel")
     try:
@@ -121,8 +126,7 @@ def test_send_now_keeps_one_channel_per_thread_and_drops_it_when_a_publish_fails
 
 
 def test_send_now_follows_the_app_to_another_broker(redis_url):
-    app = Celery("broker-test", broker=redis_url, set_as_current=False)
-    app.conf.update(broker_transport="config.broker:Transport", task_default_queue="test-send-now-moved")
+    app = publishing_app(redis_url, "test-send-now-moved")
     other_url = redis_url.rsplit("/", 1)[0] + "/" + str((int(redis_url.rsplit("/", 1)[1]) + 1) % 16)
     first, second = redis.Redis.from_url(redis_url), redis.Redis.from_url(other_url)
     for queue in (first, second):
