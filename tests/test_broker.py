@@ -81,6 +81,7 @@ def test_send_now_publishes_the_message_send_task_would(redis_url):
         sent_by_celery, sent_now = (json.loads(raw) for raw in reversed(queue.lrange("test-send-now", 0, -1)))
     finally:
         queue.delete("test-send-now")
+        broker._drop_publishing_channel(app)
 
     def comparable(envelope: dict) -> tuple:
         headers = {k: v for k, v in envelope["headers"].items() if k not in ("id", "root_id", "origin")}
@@ -119,6 +120,7 @@ def test_send_now_keeps_one_channel_per_thread_and_drops_it_when_a_publish_fails
         sent = [json.loads(raw)["headers"]["argsrepr"] for raw in published]
     finally:
         queue.delete("test-send-now-channel")
+        broker._drop_publishing_channel(app)  # this thread keeps no connection of a test's app
 
     assert renewed is not kept
     assert other_thread[0] is not renewed
@@ -141,5 +143,6 @@ def test_send_now_follows_the_app_to_another_broker(redis_url):
     finally:
         for queue in (first, second):
             queue.delete("test-send-now-moved")
+        broker._drop_publishing_channel(app)
 
     assert (on_first, on_second) == (1, 1)
