@@ -22,6 +22,7 @@ from connectors.models import Connector
 from executions.models import ConnectorDailyStats, Execution, Status
 from templates_market.models import ConnectorTemplate
 from usage.models import MonthlyUsage
+from usage.selectors import with_http_requests
 from workspaces.models import User, Workspace
 from workspaces.selectors import ACTIVITY_WINDOW_DAYS
 
@@ -151,7 +152,7 @@ def success_rate(series: list[DayCount]) -> float | None:
 def top_usage(*, month: date, limit: int = 10) -> list:
     """The workspaces that started the most executions in `month`, with their quota (one query)."""
     rows = (
-        MonthlyUsage.objects.filter(month=month)
+        with_http_requests(MonthlyUsage.objects.filter(month=month))
         .select_related("workspace", "workspace__quota")
         .order_by("-executions", "workspace__name")[:limit]
     )

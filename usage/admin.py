@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from core.admin_tools import admin_link
 from usage.models import MonthlyUsage, WorkspaceQuota
+from usage.selectors import with_http_requests
 from usage.services import quota_set
 
 
@@ -40,6 +41,13 @@ class MonthlyUsageInline(admin.TabularInline):
     ordering = ["-month"]
     verbose_name_plural = "Usage by month"
 
+    def get_queryset(self, request):
+        return with_http_requests(super().get_queryset(request))
+
+    @admin.display(description="HTTP requests")
+    def http_requests(self, usage: MonthlyUsage) -> int:
+        return usage.http_requests  # type: ignore[attr-defined] - annotated by with_http_requests
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
@@ -68,6 +76,13 @@ class MonthlyUsageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_queryset(self, request):
+        return with_http_requests(super().get_queryset(request))
+
+    @admin.display(description="HTTP requests", ordering="http_requests")
+    def http_requests(self, usage: MonthlyUsage) -> int:
+        return usage.http_requests  # type: ignore[attr-defined] - annotated by with_http_requests
 
     @admin.display(description="Workspace", ordering="workspace__name")
     def workspace_column(self, usage: MonthlyUsage):

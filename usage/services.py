@@ -6,6 +6,10 @@ which adds the executions only if the total stays within the quota. PostgreSQL r
 the row as it is after any concurrent increment (the row is locked until the caller's transaction ends), so
 concurrent requests can never push usage past the quota, and a refused request changes nothing. The cost is
 one statement per execute, however large the workspace.
+
+HTTP requests sent by steps are counted in rows of their own (MonthlyHttpRequests), added by the statement
+that finishes a run: on the reservation's row, every finish waited for the execute calls holding it, and every
+execute call for the finishes.
 """
 
 from datetime import datetime
@@ -38,8 +42,8 @@ _QUOTA_ALLOWS = """
                 AND q.executions_per_month IS NOT NULL AND {total} > q.executions_per_month)
 """
 _RESERVE_SQL = f"""
-    INSERT INTO usage_monthlyusage (workspace_id, month, executions, http_requests)
-    SELECT %s, %s, %s, 0 WHERE {_QUOTA_ALLOWS.format(workspace="%s", total="%s")}
+    INSERT INTO usage_monthlyusage (workspace_id, month, executions)
+    SELECT %s, %s, %s WHERE {_QUOTA_ALLOWS.format(workspace="%s", total="%s")}
     ON CONFLICT (workspace_id, month) DO UPDATE SET executions = usage_monthlyusage.executions + EXCLUDED.executions
     WHERE {
     _QUOTA_ALLOWS.format(
@@ -49,15 +53,15 @@ _RESERVE_SQL = f"""
     RETURNING executions
 """
 _ADD_REQUESTS_SQL = """
-    INSERT INTO usage_monthlyusage (workspace_id, month, executions, http_requests) VALUES (%s, %s, 0, %s)
+    INSERT INTO usage_monthlyhttprequests (workspace_id, month, http_requests) VALUES (%s, %s, %s)
     ON CONFLICT (workspace_id, month) DO UPDATE
-    SET http_requests = usage_monthlyusage.http_requests + EXCLUDED.http_requests
+    SET http_requests = usage_monthlyhttprequests.http_requests + EXCLUDED.http_requests
 """
 _ADD_FINISHED_REQUESTS_SQL = """
-    INSERT INTO usage_monthlyusage (workspace_id, month, executions, http_requests)
-    SELECT workspace_id, %s, 0, %s FROM finished
+    INSERT INTO usage_monthlyhttprequests (workspace_id, month, http_requests)
+    SELECT workspace_id, %s, %s FROM finished
     ON CONFLICT (workspace_id, month) DO UPDATE
-    SET http_requests = usage_monthlyusage.http_requests + EXCLUDED.http_requests
+    SET http_requests = usage_monthlyhttprequests.http_requests + EXCLUDED.http_requests
 """
 
 

@@ -20,7 +20,7 @@ from executions.step_stats import StepStatsCollector
 from monitoring import lifecycle as monitoring
 from tests.executions.helpers import json_reply, let_retry_become_due, make_connector
 from tests.local_server import Reply
-from usage.models import MonthlyUsage
+from usage.models import MonthlyHttpRequests
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def _step_requests(connector) -> dict[str, int]:
 
 
 def _http_requests(workspace) -> int:
-    return sum(MonthlyUsage.objects.filter(workspace=workspace).values_list("http_requests", flat=True))
+    return sum(MonthlyHttpRequests.objects.filter(workspace=workspace).values_list("http_requests", flat=True))
 
 
 def _collector(*steps: str) -> StepStatsCollector:
@@ -63,7 +63,9 @@ def test_a_finished_run_counts_its_step_statistics_and_requests_once_in_its_fini
     writes = [q["sql"] for q in captured.captured_queries if "executions_stepdailystats" in q["sql"]]
     assert len(writes) == 1
     assert "UPDATE executions_execution" in writes[0]
-    assert "INSERT INTO usage_monthlyusage" in writes[0]
+    assert "INSERT INTO usage_monthlyhttprequests" in writes[0]
+    # Not the row the execute calls lock for the quota: a finish does not wait for them, nor they for it.
+    assert "usage_monthlyusage" not in writes[0]
 
 
 def test_a_run_waiting_for_a_retry_counts_its_requests_then_its_finish_counts_the_rest(acme, local_server):

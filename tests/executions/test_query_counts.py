@@ -59,7 +59,7 @@ def test_a_one_step_run_takes_two_statements(chain):
         "INSERT INTO executions_connectordailystats",
         "INSERT INTO executions_connectordurationbucket",
         "INSERT INTO executions_stepdailystats",
-        "INSERT INTO usage_monthlyusage",
+        "INSERT INTO usage_monthlyhttprequests",
     ):
         assert part in finish
 
@@ -82,7 +82,7 @@ def test_with_a_webhook_endpoint_the_finish_is_a_transaction_with_its_delivery(a
 def test_per_step_statistics_and_usage_ride_on_the_finishing_statement_whatever_the_steps(chain):
     for steps in (1, 5):
         statements = run_queries(chain(steps))
-        for table in ("executions_stepdailystats", "usage_monthlyusage"):
+        for table in ("executions_stepdailystats", "usage_monthlyhttprequests"):
             writes = [sql for sql in statements if table in sql]
             assert len(writes) == 1
             assert "UPDATE executions_execution" in writes[0]

@@ -33,8 +33,8 @@ from executions.models import (
 from tests.factories import ConnectorFactory, ContactFactory
 from triggers.models import Trigger
 from triggers.services import trigger_create
-from usage.models import MonthlyUsage, WorkspaceQuota
-from usage.services import reserve_executions
+from usage.models import MonthlyHttpRequests, MonthlyUsage, WorkspaceQuota
+from usage.services import add_http_requests, reserve_executions
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import endpoint_create, endpoint_send_test
 from workspaces.api_keys import api_key_create
@@ -53,6 +53,7 @@ LATER_MIGRATIONS = [
     importlib.import_module("core.migrations.0002_rls_integrations"),
     importlib.import_module("executions.migrations.0006_duration_histogram"),
     importlib.import_module("usage.migrations.0001_initial"),
+    importlib.import_module("usage.migrations.0002_http_requests_apart"),
     importlib.import_module("audit.migrations.0001_initial"),
     importlib.import_module("alerts.migrations.0001_initial"),
 ]
@@ -75,6 +76,7 @@ SCOPED_MODELS = [
     Batch,
     ConnectorDurationBucket,
     MonthlyUsage,
+    MonthlyHttpRequests,
     WorkspaceQuota,
     AuditEntry,
     AlertSettings,
@@ -121,6 +123,7 @@ def workspace_rows(workspace, name: str) -> None:
     # + an audit entry from credential_upsert
     ConnectorDurationBucket.objects.create(connector=connector, workspace=workspace, bucket_ms=100, count=1)
     reserve_executions(workspace_id=workspace.id, count=1)
+    add_http_requests(workspace_id=workspace.id, count=2)
     WorkspaceQuota.objects.create(workspace=workspace, executions_per_month=10)
     AlertSettings.objects.create(workspace=workspace, emails=["ops@example.com"])
     # The writes above each left an audit entry: keep one, like every other kind (entries may be deleted, never

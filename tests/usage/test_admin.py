@@ -6,7 +6,7 @@ from audit.models import AuditEntry
 from tests.admin.conftest import staff_client  # noqa: F401 - fixture
 from tests.admin.test_memberships import workspace_form
 from usage.models import WorkspaceQuota
-from usage.services import reserve_executions
+from usage.services import add_http_requests, reserve_executions
 from workspaces.models import Membership
 
 
@@ -24,11 +24,16 @@ def test_staff_set_the_quota_on_the_workspace_page(staff_client, acme, alice):  
 
 def test_the_workspace_page_and_the_dashboard_show_this_months_usage(staff_client, acme):  # noqa: F811
     reserve_executions(workspace_id=acme.pk, count=42)
+    add_http_requests(workspace_id=acme.pk, count=97)
     WorkspaceQuota.objects.create(workspace=acme, executions_per_month=100)
 
     page = staff_client.get(reverse("admin:workspaces_workspace_change", args=[acme.pk])).content.decode()
     dashboard = staff_client.get(reverse("admin:dashboard")).content.decode()
+    listed = staff_client.get(reverse("admin:usage_monthlyusage_changelist")).content.decode()
 
     assert "Usage by month" in page
     assert ">42<" in page
-    assert "Acme: 42 (0 HTTP requests; quota 100)" in dashboard
+    assert ">97<" in page
+    assert "Acme: 42 (97 HTTP requests; quota 100)" in dashboard
+    assert ">42<" in listed
+    assert ">97<" in listed
