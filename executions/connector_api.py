@@ -76,8 +76,8 @@ class ConnectorExecutionViewSet(WorkspaceScopedViewSet):
             execution = selectors.without_steps_yet(execution)
         else:
             execution = selectors.with_steps(Execution.objects.filter(pk=execution.pk)).get()
-        # The quota's upsert locked the workspace's usage row, which every execute call and every finishing
-        # run wait for: release it now rather than once the response is rendered.
+        # The quota's upsert locked the workspace's usage row, which every execute call of the workspace
+        # waits for: release it now rather than once the response is rendered.
         self.commit_request_transaction()
         response = Response(
             ExecutionSerializer(execution).data,

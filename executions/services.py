@@ -94,8 +94,8 @@ def _insert_counted(execution: Execution, connector: Connector, *, enqueue: bool
     if not rows.insert_one(execution, skip_conflicts=skip_taken_key):
         return False
     # The monthly quota, counted at constant cost. Last before the commit: the upsert locks the workspace's
-    # usage row, which every execute call and every finishing run of the workspace updates, until the
-    # transaction ends. A refusal rolls the INSERT back with the rest of the transaction.
+    # usage row, which every execution start of the workspace updates, until the transaction ends. A refusal
+    # rolls the INSERT back with the rest of the transaction.
     reserve_executions(workspace_id=connector.workspace_id, count=1)
     if enqueue:
         max_duration = connector.max_duration_seconds
