@@ -769,11 +769,13 @@ def table(summaries: list[dict]) -> str:
     return "\n".join(out)
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends the bench through its `finally`, which stops the services it started."""
     raise SystemExit(128 + signum)
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line; bench_floor.py takes its defaults for the processes it starts the same way."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--scenario", choices=sorted(SCENARIOS), help="run one scenario")
@@ -796,6 +798,11 @@ def main() -> None:
     parser.add_argument("--show-queries", action="store_true", help="print the SQL counted per execution")
     parser.add_argument("--log-dir", default=str(ROOT / ".local" / "bench"))
     parser.add_argument("--serve-target", nargs=2, type=float, metavar=("PORT", "DELAY_MS"), help=argparse.SUPPRESS)
+    return parser
+
+
+def main() -> None:
+    parser = argument_parser()
     args = parser.parse_args()
     if args.serve_target:
         serve_target(int(args.serve_target[0]), args.serve_target[1])
@@ -803,7 +810,7 @@ def main() -> None:
     if not (args.scenario or args.all or args.profile_only):
         parser.error("choose --scenario S1|S2|S3|S4, --all or --profile-only")
     args.scenarios = sorted(SCENARIOS) if args.all else [args.scenario]
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # the services it started are stopped on the way out
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     bench = Bench(args)
     try:
         summaries = bench.run()
