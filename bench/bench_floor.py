@@ -12,8 +12,8 @@ trees, their PostgreSQL backends, Redis) per unit of work:
   stack, URL resolution and a JSON error. Every request pays at least this.
 * `read`: an authenticated `GET /api/v1/connectors/{id}` with the same clients: simplejwt, the throttles,
   the workspace's row-level-security transaction, one row and its serializer. A DRF endpoint's floor.
-* `task`: `--tasks` no-op Celery tasks (`celery.accumulate`), queued first, then drained by the production
-  worker: the consumer, the threads pool, the late acknowledgement. Every execution pays this once.
+* `task`: `--tasks` no-op Celery tasks (`celery.accumulate`), queued first, then drained by one production
+  worker process: the consumer, the threads pool, the late acknowledgement. Every execution pays this once.
 * `claim`: as many `run_execution` tasks for ids that do not exist: the task above plus a run's claim, one
   statement that finds nothing.
 
@@ -87,7 +87,7 @@ class Floor:
         self.args = args
         # The processes and fixtures of bench_executions.py, with its defaults.
         defaults = bench_module.argument_parser().parse_args(
-            ["--database", args.database, "--redis-url", args.redis_url]
+            ["--database", args.database, "--redis-url", args.redis_url, "--workers", "1"]
         )
         self.bench = bench_module.Bench(defaults)
         self.bench.env["GUNICORN_MAX_REQUESTS"] = "0"
