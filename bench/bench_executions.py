@@ -25,7 +25,8 @@ server with keep-alive and a fixed delay, unless `--target-url` names another on
 `GET URL/step1?run=N`, step i is `GET URL/stepi?prev={{steps.step<i-1>.value}}`; the target answers
 `{"ok": true, "source": "stepi", "value": 42}`. PostgreSQL comes from `DATABASE_URL` (database name replaced
 by `--database`, default `connectors_bench`, created and migrated if missing, its execution tables emptied),
-Redis from `--redis-url` (db 14 by default, flushed).
+Redis from `--redis-url` (db 14 by default, flushed). The processes log as production does by default
+(`LOG_LEVEL` from the environment, else INFO: an access line per request), into `--log-dir`.
 
 Each client POSTs /execute (with an Idempotency-Key, over a keep-alive connection of its own), waits until
 its execution has finished, and starts the next. It learns of the end from the announcement the service
@@ -303,7 +304,6 @@ class Bench:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
             "API_THROTTLE_USER": "1000000/min",
             "API_THROTTLE_EXECUTE": "1000000/min",
-            "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         }
         self.processes: list[subprocess.Popen] = []
