@@ -99,7 +99,8 @@ class Floor:
         elapsed = time.monotonic() - started
         after = self.bench.snapshot()
         by_class = {
-            name: round(bench_module.cpu_delta(before[name], after[name]) * 1000 / units, 3) for name in SERVICE_CLASSES
+            process_class: round(bench_module.cpu_delta(before[process_class], after[process_class]) * 1000 / units, 3)
+            for process_class in SERVICE_CLASSES
         }
         return {
             "name": name,
