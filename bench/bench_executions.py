@@ -32,16 +32,18 @@ Each client POSTs /execute (with an Idempotency-Key, over a keep-alive connectio
 its execution has finished, and starts the next. It learns of the end from the announcement the service
 publishes on Redis for `Prefer: wait` (executions.waiting), with one query per second for the awaited
 statuses as a fallback; the statuses are counted in one query after the run. The bench itself thus costs
-little CPU on the machine it measures. Measured after a warm-up:
+little CPU on the machine it measures. The clients run without a pause through the warm-up (`--warmup`
+seconds), the measured window (`--duration`) and a drain after it; only the window counts, while every client
+is busy:
 
-* `exec_per_s`: succeeded executions per second; `p50_ms`/`p95_ms`: end to end (POST to seen finished);
-  `execute_p95_ms`: the execute call alone;
+* `exec_per_s`: succeeded executions that finished in the window, per second; `p50_ms`/`p95_ms`: end to end
+  (POST to seen finished) of those executions; `execute_p95_ms`: their execute calls alone;
 * `cpu_ms_per_exec`: CPU of the service's processes (gunicorn and worker trees, their PostgreSQL backends,
-  Redis) per finished execution, from /proc, which stays meaningful on a busy machine; `cpu_ms_by_class`
-  splits it, and gives the target and the clients (this process) apart;
-* `rss_mb`: resident memory of every service process at the end (gunicorn and worker trees and Redis by RSS;
-  PostgreSQL backends by PSS, as most of their RSS is the shared buffer pool); `worker_rss_mb` the workers'
-  part, and `worker_rss_growth_mb` how much they grew during the measurement;
+  Redis) in the window per execution finished in it, from /proc, which stays meaningful on a busy machine;
+  `cpu_ms_by_class` splits it, and gives the target and the clients (this process) apart;
+* `rss_mb`: resident memory of every service process at the window's end (gunicorn and worker trees and
+  Redis by RSS; PostgreSQL backends by PSS, as most of their RSS is the shared buffer pool); `worker_rss_mb`
+  the workers' part, and `worker_rss_growth_mb` how much they grew during the window;
 * `web_start_s` / `worker_start_s`: spawn to the first /healthz 200, and to the worker's "ready";
 * `load_before` / `load_after`: the machine's load average; other work on the machine shows in wall-clock
   figures (not much in CPU per execution): check `uptime` first.
@@ -59,6 +61,7 @@ import cProfile
 import http.client
 import io
 import json
+import math
 import os
 import pstats
 import secrets
@@ -493,7 +496,8 @@ class Bench:
         finished_ids: list[str] = []
         listening = threading.Event()
         failures: list[str] = []
-        deadline = 0.0
+        window = [math.inf, math.inf]  # completions between these two instants are counted
+        deadline = math.inf  # the clients start no execution after it
         run_numbers = iter(range(10**9))
 
         def ended(execution_ids: list[str], *, announced: bool) -> None:
@@ -571,6 +575,8 @@ class Bench:
                     failures.append(f"execution {execution_id} did not finish within 120 s")
                     return
                 done = time.monotonic()
+                if not window[0] <= done < window[1]:
+                    continue
                 with lock:
                     finished_ids.append(execution_id)
                     result.api_ms.append((accepted - started) * 1000)
@@ -586,6 +592,7 @@ class Bench:
             threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
             for thread in threads:
                 thread.start()
+            measure_window()
             for thread in threads:
                 thread.join()
             listening.clear()
@@ -603,22 +610,27 @@ class Bench:
             result.finished = len(finished_ids)
             result.succeeded = succeeded
 
-        deadline = time.monotonic() + self.args.warmup
+        def measure_window() -> None:
+            """The clients run through the warm-up, the window and a drain; only the window is measured, while
+            every client is busy. Counting from their start to their last completion instead would count
+            their ramp-up and drain as well, which costs long executions (S4) about 6 % of their rate."""
+            nonlocal deadline
+            time.sleep(self.args.warmup)
+            before = self.snapshot()
+            client_cpu = time.process_time()
+            window[0] = time.monotonic()
+            time.sleep(self.args.duration)
+            after = self.snapshot()
+            window[1] = time.monotonic()
+            deadline = window[1]  # the clients stop starting executions and drain, unmeasured
+            result.elapsed = window[1] - window[0]
+            result.cpu = {group: cpu_delta(before[group], after[group]) for group in before}
+            result.cpu["client"] = time.process_time() - client_cpu
+            result.rss = {group: rss_mb(after[group]) for group in SERVICE}
+            result.worker_rss_growth_mb = rss_mb(after["worker"]) - rss_mb(before["worker"])
+
         run_clients()
-        result = Result(name)
-        before = self.snapshot()
-        client_cpu = time.process_time()
-        started = time.monotonic()
-        deadline = started + self.args.duration
-        finished_ids.clear()
-        run_clients()
-        result.elapsed = time.monotonic() - started
-        after = self.snapshot()
         count_outcomes()
-        result.cpu = {group: cpu_delta(before[group], after[group]) for group in before}
-        result.cpu["client"] = time.process_time() - client_cpu
-        result.rss = {group: rss_mb(after[group]) for group in SERVICE}
-        result.worker_rss_growth_mb = rss_mb(after["worker"]) - rss_mb(before["worker"])
         return result
 
     def summary(self, result: Result, load_before: tuple) -> dict:
@@ -784,7 +796,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target-url", help="use this target instead of the bench's own")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per scenario")
     parser.add_argument("--json", action="store_true", help="print one JSON object (a list with --all) last")
-    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the window")
     parser.add_argument("--steps", type=int, help="override the scenario's steps")
     parser.add_argument("--clients", type=int, help="override the scenario's closed-loop clients")
     parser.add_argument("--pool", help="a Celery pool name instead of README's pool (prefork, threads, ...)")
