@@ -17,8 +17,9 @@ trees, their PostgreSQL backends, Redis) per unit of work:
 * `claim`: as many `run_execution` tasks for ids that do not exist: the task above plus a run's claim, one
   statement that finds nothing.
 
-Compare them with a one-step execution's service CPU (`bench_executions.py --scenario S1`, about 12 ms
-on the development machine): docs/performance.md, "Seventh pass", does.
+Compare them with a one-step execution's service CPU, measured in the same hour
+(`bench_executions.py --scenario S1`: 7.6-14.6 ms on the development machine, depending on the hour):
+docs/performance.md, "Seventh pass" and "Eighth pass", does.
 
 gunicorn's worker recycling is off here (GUNICORN_MAX_REQUESTS=0): a recycled worker's start-up would be
 counted against the few thousand requests of one measurement.
