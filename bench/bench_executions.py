@@ -41,6 +41,9 @@ is busy:
 * `cpu_ms_per_exec`: CPU of the service's processes (gunicorn and worker trees, their PostgreSQL backends,
   Redis) in the window per execution finished in it, from /proc, which stays meaningful on a busy machine;
   `cpu_ms_by_class` splits it, and gives the target and the clients (this process) apart;
+* `runqueue_ms_per_exec_by_class` / `slices_per_exec_by_class`: per execution, how long the threads of each
+  service class waited runnable for a CPU, and how many times they were scheduled (from each thread's
+  /proc/<pid>/task/<tid>/schedstat): where a loaded machine's latency goes, as CPU per execution does not show;
 * `rss_mb`: resident memory of every service process at the window's end (gunicorn and worker trees and
   Redis by RSS; PostgreSQL backends by PSS, as most of their RSS is the shared buffer pool); `worker_rss_mb`
   the workers' part, and `worker_rss_growth_mb` how much they grew during the window;
@@ -195,6 +198,30 @@ def pss_kb(pid: int) -> int:
     return 0
 
 
+def scheduling(pids: list[int]) -> dict[tuple[int, str], tuple[int, int]]:
+    """(ns spent runnable but waiting for a CPU, time slices) of every thread of `pids`, keyed by (pid, thread
+    id), from /proc/<pid>/task/<tid>/schedstat."""
+    threads = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, ValueError):
+                    _ran, waited, slices = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+                    threads[pid, tid] = (int(waited), int(slices))
+    return threads
+
+
+def scheduling_delta(before: dict, after: dict) -> tuple[float, int]:
+    """(ms waited for a CPU, time slices) between two `scheduling` readings, over the threads alive at the
+    second one (a thread started in between counts from zero)."""
+    waited = slices = 0
+    for key, (wait_ns, count) in after.items():
+        wait_before, count_before = before.get(key, (0, 0))
+        waited += wait_ns - wait_before
+        slices += count - count_before
+    return waited / 1e6, slices
+
+
 def cpu_delta(before: dict[int, tuple[float, int]], after: dict[int, tuple[float, int]]) -> float:
     return sum(cpu - before.get(pid, (0.0, 0))[0] for pid, (cpu, _rss) in after.items())
 
@@ -276,6 +303,8 @@ class Result:
     api_ms: list[float] = field(default_factory=list)
     e2e_ms: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    runqueue_ms: dict[str, float] = field(default_factory=dict)
+    slices: dict[str, int] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
     worker_rss_growth_mb: float = 0.0
 
@@ -617,15 +646,21 @@ class Bench:
             nonlocal deadline
             time.sleep(self.args.warmup)
             before = self.snapshot()
+            threads_before = {group: scheduling(list(before[group])) for group in SERVICE}
             client_cpu = time.process_time()
             window[0] = time.monotonic()
             time.sleep(self.args.duration)
             after = self.snapshot()
+            threads_after = {group: scheduling(list(after[group])) for group in SERVICE}
             window[1] = time.monotonic()
             deadline = window[1]  # the clients stop starting executions and drain, unmeasured
             result.elapsed = window[1] - window[0]
             result.cpu = {group: cpu_delta(before[group], after[group]) for group in before}
             result.cpu["client"] = time.process_time() - client_cpu
+            for group in SERVICE:
+                result.runqueue_ms[group], result.slices[group] = scheduling_delta(
+                    threads_before[group], threads_after[group]
+                )
             result.rss = {group: rss_mb(after[group]) for group in SERVICE}
             result.worker_rss_growth_mb = rss_mb(after["worker"]) - rss_mb(before["worker"])
 
@@ -650,6 +685,12 @@ class Bench:
             "execute_p95_ms": round(percentile(result.api_ms, 0.95), 1),
             "cpu_ms_per_exec": round(result.per_exec(*SERVICE), 2),
             "cpu_ms_by_class": {g: round(result.per_exec(g), 2) for g in (*SERVICE, "target", "client")},
+            "runqueue_ms_per_exec_by_class": {
+                g: round(result.runqueue_ms[g] / result.finished, 2) if result.finished else None for g in SERVICE
+            },
+            "slices_per_exec_by_class": {
+                g: round(result.slices[g] / result.finished, 1) if result.finished else None for g in SERVICE
+            },
             "rss_mb": round(sum(result.rss.values()), 1),
             "rss_mb_by_class": {g: round(v, 1) for g, v in result.rss.items()},
             "worker_rss_mb": round(result.rss["worker"], 1),
