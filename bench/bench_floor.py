@@ -18,7 +18,7 @@ trees, their PostgreSQL backends, Redis) per unit of work:
   statement that finds nothing.
 
 Compare them with a one-step execution's service CPU, measured in the same hour
-(`bench_executions.py --scenario S1`: 7.6-14.6 ms on the development machine, depending on the hour):
+(`bench_executions.py --scenario S1`: 7.6-15.3 ms on the development machine, depending on the hour):
 docs/performance.md, "Seventh pass" and "Eighth pass", does.
 
 gunicorn's worker recycling is off here (GUNICORN_MAX_REQUESTS=0): a recycled worker's start-up would be
