@@ -18,6 +18,7 @@ from executions import selectors, services, waiting
 from executions.api import EXECUTION_FILTERS
 from executions.models import Execution
 from executions.serializers import ConnectorStatsSerializer, ExecuteRequestSerializer, ExecutionSerializer
+from usage.services import quota_refusals
 from workspaces.scoping import WorkspaceScopedViewSet
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -76,9 +77,11 @@ class ConnectorExecutionViewSet(WorkspaceScopedViewSet):
             execution = selectors.without_steps_yet(execution)
         else:
             execution = selectors.with_steps(Execution.objects.filter(pk=execution.pk)).get()
-        # The quota's upsert locked the workspace's usage row, which every execute call of the workspace
-        # waits for: release it now rather than once the response is rendered.
-        self.commit_request_transaction()
+        # Commit now rather than once the response is rendered: the COMMIT counts the execution in the monthly
+        # quota (usage.services), locking the workspace's usage row, which every execute call of the workspace
+        # waits for, and it may refuse the start (429).
+        with quota_refusals():
+            self.commit_request_transaction()
         response = Response(
             ExecutionSerializer(execution).data,
             status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,

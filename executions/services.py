@@ -20,7 +20,7 @@ from core import rows
 from core.exceptions import Conflict, DomainError, InvalidInput, Unprocessable
 from executions import counters, dispatch, events, lifecycle
 from executions.models import FINISHED_STATUSES, Execution, Status
-from usage.services import QuotaExceeded, reserve_executions
+from usage.services import QuotaExceeded, count_execution_start, quota_refusals
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_INPUT_BYTES = 256 * 1024  # execute input, as JSON: it is stored with the execution and rendered into steps
@@ -44,9 +44,6 @@ def validate_input(connector: Connector, input: Any) -> None:
         raise InvalidInput(error, field="input")
 
 
-# No savepoint of its own: a failed statement fails the caller's transaction anyway. Saves two round trips per
-# execute call.
-@transaction.atomic(savepoint=False)
 def execution_create(
     *,
     connector: Connector,
@@ -86,6 +83,9 @@ def _new_execution(
     )
 
 
+# No savepoint of its own: a failed statement fails the caller's transaction anyway. Saves two round trips per
+# execute call. Inside a caller's transaction, the caller commits and catches the quota's refusal.
+@quota_refusals()
 @transaction.atomic(savepoint=False)
 def _insert_counted(execution: Execution, connector: Connector, *, enqueue: bool, skip_taken_key: bool = False) -> bool:
     """INSERTs the new execution and counts it in the monthly quota; returns False, with nothing written, when
@@ -93,10 +93,10 @@ def _insert_counted(execution: Execution, connector: Connector, *, enqueue: bool
     the unique constraint instead of failing: no savepoint is needed)."""
     if not rows.insert_one(execution, skip_conflicts=skip_taken_key):
         return False
-    # The monthly quota, counted at constant cost. Last before the commit: the upsert locks the workspace's
-    # usage row, which every execution start of the workspace updates, until the transaction ends. A refusal
-    # rolls the INSERT back with the rest of the transaction.
-    reserve_executions(workspace_id=connector.workspace_id, count=1)
+    # The monthly quota, at constant cost. On PostgreSQL the database counts the row when the transaction
+    # commits, and a refusal fails the COMMIT; elsewhere it is counted now, and a refusal rolls the INSERT back
+    # with the rest of the transaction.
+    count_execution_start(workspace_id=connector.workspace_id)
     if enqueue:
         max_duration = connector.max_duration_seconds
         transaction.on_commit(lambda: dispatch.enqueue(execution.id, max_duration=max_duration))

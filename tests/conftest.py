@@ -25,6 +25,20 @@ def pytest_configure(config):
         raise pytest.UsageError("CI must run the suite on PostgreSQL: set DATABASE_URL (see README).")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    """A test inside a transaction (the `db` fixture) never commits, so the quota's deferred trigger
+    (usage/0003), which counts a single execution's start at COMMIT, would never run in it: there it runs at
+    the INSERT instead, as Django's TestCase checks deferred constraints before a test ends. Tests with
+    `transactional_db` commit and meet it at COMMIT (tests/usage/test_quota_at_commit.py)."""
+    from django.db import connection
+
+    from usage.services import count_starts_at_insert
+
+    if connection.in_atomic_block:
+        count_starts_at_insert()
+
+
 REDIS_URL = os.environ.get("CONNECTORS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

@@ -20,6 +20,7 @@ from credentials import signing_secrets
 from executions import services as execution_services
 from executions.models import Execution
 from triggers.models import Trigger, TriggerType
+from usage.services import quota_refusals
 
 LAST_FIRED_RESOLUTION = timedelta(seconds=1)
 
@@ -84,7 +85,7 @@ def hook_receive(*, token: str, body: bytes, headers: dict[str, str]) -> tuple[E
     webhook_id = headers.get("webhook-id", "").strip()
     if len(webhook_id) > 200:
         raise DomainError("webhook-id is longer than 200 characters.", code="invalid_webhook_id")
-    with transaction.atomic():
+    with quota_refusals(), transaction.atomic():
         execution, created = execution_services.execution_request(
             connector=trigger.connector,
             input=input,

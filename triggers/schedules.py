@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.exceptions import DomainError
 from executions import services as execution_services
 from triggers.models import Trigger, TriggerType
+from usage.services import count_starts_at_insert
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def fire_schedule(*, trigger: Trigger, now: datetime) -> bool:
         return False
     if not trigger.connector.is_active:
         return False
+    count_starts_at_insert()  # a refused start must roll back its savepoint only: the due time still moves on
     try:
         with transaction.atomic():
             execution_services.execution_request(

@@ -1,21 +1,33 @@
 """Usage counting and the monthly execution quota.
 
-`reserve_executions` is the one gate every way of starting executions passes (it is called where an
-execution row is created): a single INSERT ... ON CONFLICT DO UPDATE on the workspace's row for the month,
-which adds the executions only if the total stays within the quota. PostgreSQL re-checks that condition on
-the row as it is after any concurrent increment (the row is locked until the caller's transaction ends), so
-concurrent requests can never push usage past the quota, and a refused request changes nothing. The cost is
-one statement per execute, however large the workspace.
+Every start of an execution is counted against the workspace's executions_per_month in the transaction that
+creates it, and a refused start changes nothing:
+
+* A single execution (`count_execution_start`): on PostgreSQL the database counts it when its transaction
+  commits (the deferred constraint trigger `usage_executions_quota`, migration `usage/0003`), so the
+  workspace's row for the month is locked only while the COMMIT runs inside the server, not across a round
+  trip to the web thread that sent it. A refused start fails the COMMIT; `quota_refusals`, around every
+  transaction that inserts executions, raises QuotaExceeded for it. On SQLite it is `reserve_executions`.
+* A batch (`reserve_executions`, before its rows are inserted): a single INSERT ... ON CONFLICT DO UPDATE on
+  the workspace's row for the month, which adds the executions only if the total stays within the quota, so
+  the batch is refused whole before anything is written.
+
+Either way PostgreSQL re-checks the condition on the row as it is after any concurrent increment (the row is
+locked until the transaction ends), so concurrent starts can never push usage past the quota. The cost is one
+row update per execution, however large the workspace.
 
 HTTP requests sent by steps are counted in rows of their own (MonthlyHttpRequests), added by the statement
 that finishes a run: on the reservation's row, every finish waited for the execute calls holding it, and every
 execute call for the finishes.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from audit.services import record
 from core import rows
@@ -37,6 +49,7 @@ class QuotaExceeded(DomainError):
         self.retry_after = retry_after
 
 
+QUOTA_CONSTRAINT = "usage_executions_quota"  # the trigger that counts a single start at commit (usage/0003)
 _QUOTA_ALLOWS = """
     NOT EXISTS (SELECT 1 FROM usage_workspacequota q WHERE q.workspace_id = {workspace}
                 AND q.executions_per_month IS NOT NULL AND {total} > q.executions_per_month)
@@ -85,14 +98,49 @@ def reserve_executions(*, workspace_id: Any, count: int = 1, now: datetime | Non
         cursor.execute(_RESERVE_SQL, [ws, month, count, ws, count])
         row = cursor.fetchone()
     if row is None:
-        QUOTA_REFUSALS.inc()
-        raise QuotaExceeded(
-            "The workspace has used its executions for this month (executions_per_month); "
-            "ask for a higher quota or wait for the next month.",
-            retry_after=seconds_to_next_month(moment),
-        )
+        raise _refusal(moment)
     EXECUTIONS_STARTED.inc(count)  # in memory; a start whose transaction rolls back (rare) stays counted
     return int(row[0])
+
+
+def count_execution_start(*, workspace_id: Any) -> None:
+    """Counts the execution whose row the current transaction has just inserted (not one of a batch): on
+    PostgreSQL the database counts it when the transaction commits, and a refusal fails the COMMIT (wrap the
+    transaction in `quota_refusals`); elsewhere `reserve_executions` counts it now."""
+    if connection.vendor != "postgresql":
+        reserve_executions(workspace_id=workspace_id, count=1)
+        return
+    transaction.on_commit(EXECUTIONS_STARTED.inc)  # once the database has counted it too
+
+
+def count_starts_at_insert() -> None:
+    """Makes the rest of the current transaction count each single start at its INSERT, as on SQLite, rather
+    than at COMMIT (PostgreSQL; one statement): for a caller that starts an execution inside a savepoint of a
+    longer transaction and goes on after a refusal."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET CONSTRAINTS {QUOTA_CONSTRAINT} IMMEDIATE")
+
+
+@contextmanager
+def quota_refusals() -> Iterator[None]:
+    """Raises QuotaExceeded for a COMMIT that the database refused because a start passed the quota
+    (`count_execution_start`). Wrap every transaction that inserts executions, where it commits."""
+    try:
+        yield
+    except IntegrityError as error:
+        if getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) != QUOTA_CONSTRAINT:
+            raise
+        raise _refusal(timezone.now()) from None
+
+
+def _refusal(moment: datetime | None) -> QuotaExceeded:
+    QUOTA_REFUSALS.inc()
+    return QuotaExceeded(
+        "The workspace has used its executions for this month (executions_per_month); "
+        "ask for a higher quota or wait for the next month.",
+        retry_after=seconds_to_next_month(moment),
+    )
 
 
 def add_http_requests(*, workspace_id: Any, count: int, now: datetime | None = None) -> None:

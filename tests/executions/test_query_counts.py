@@ -107,15 +107,15 @@ def test_each_further_step_costs_one_statement(chain):
     assert len(checkpoints) == 5  # four checkpoints, and the last step with the finish
 
 
-def test_execute_api_takes_five_queries(alice_api, chain, django_assert_num_queries):
+def test_execute_api_takes_four_queries(alice_api, chain, django_assert_num_queries):
     connector = chain(1)
     execute(alice_api, connector)  # warm: the row-level security check, the caller's user and membership
 
-    # Entering the workspace context, the connector, the month's usage (the quota check and count, one
-    # upsert), the INSERT, and leaving the context (in production: BEGIN ... COMMIT around the same, 6). The
-    # user and the membership come from the process's cache (workspaces.access); nothing reads the new
-    # execution back.
-    with django_assert_num_queries(5):
+    # Entering the workspace context, the connector, the INSERT, and leaving the context (in production:
+    # BEGIN ... COMMIT around the same, 5; the COMMIT counts the execution in the month's usage, see
+    # tests/usage/test_quota_at_commit.py). The user and the membership come from the process's cache
+    # (workspaces.access); nothing reads the new execution back.
+    with django_assert_num_queries(4):
         response = execute(alice_api, connector)
 
     assert response.status_code == 202
@@ -128,7 +128,7 @@ def test_execute_with_a_new_idempotency_key_reads_no_execution(alice_api, chain,
 
     # As without a key: a taken key makes the INSERT skip its row (ON CONFLICT DO NOTHING), so no savepoint
     # is needed around it.
-    with django_assert_num_queries(5), CaptureQueriesContext(connection) as captured:
+    with django_assert_num_queries(4), CaptureQueriesContext(connection) as captured:
         response = execute(alice_api, connector, HTTP_IDEMPOTENCY_KEY="a-new-key")
 
     assert response.status_code == 202
