@@ -49,7 +49,11 @@ is busy:
   the workers' part, and `worker_rss_growth_mb` how much they grew during the window;
 * `web_start_s` / `worker_start_s`: spawn to the first /healthz 200, and to the worker's "ready";
 * `load_before` / `load_after`: the machine's load average; other work on the machine shows in wall-clock
-  figures (not much in CPU per execution): check `uptime` first.
+  figures (not much in CPU per execution): check `uptime` first;
+* with `--pg-waits` (off by default: it sends a query every 10 ms): `pg_waiting_by_event`, how many of the
+  service's PostgreSQL backends were, on average over the window, running or waiting, by wait event
+  (`Lock:transactionid` for a row another transaction holds, `IO:WALSync` for a commit's flush), and
+  `pg_lock_waits_by_statement`, the backends waiting for a lock, by the first words of their statement.
 
 `--profile-only` prints the queries per execute call and per execution and a cProfile of a worker's run.
 """
@@ -307,12 +311,42 @@ class Result:
     slices: dict[str, int] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
     worker_rss_growth_mb: float = 0.0
+    pg_samples: int = 0
+    pg_waits: dict[str, int] = field(default_factory=dict)
+    pg_lock_waits: dict[str, int] = field(default_factory=dict)
 
     def per_exec(self, *groups: str) -> float:
         return 1000 * sum(self.cpu[g] for g in groups) / self.finished if self.finished else float("nan")
 
 
 SERVICE = ("web", "worker", "postgres", "redis")
+PG_WAIT_SAMPLE_SECONDS = 0.01
+
+
+def sample_pg_waits(database_url: str, database: str, result: Result, until: threading.Event) -> None:
+    """Counts, every PG_WAIT_SAMPLE_SECONDS until `until` is set, the service's backends of `database` that
+    are running or waiting for something other than their client (pg_stat_activity), by wait event, and those
+    waiting for a lock by their statement's first words."""
+    import psycopg
+
+    waits: dict[str, int] = {}
+    lock_waits: dict[str, int] = {}
+    with psycopg.connect(database_url, autocommit=True, application_name="bench-waits") as db:
+        while not until.is_set():
+            rows = db.execute(
+                "SELECT wait_event_type, wait_event, left(query, 48) FROM pg_stat_activity WHERE datname = %s"
+                " AND application_name NOT LIKE 'bench-%%'"
+                " AND (state = 'active' OR wait_event_type IS DISTINCT FROM 'Client')",
+                [database],
+            ).fetchall()
+            for kind, event, query in rows:
+                name = f"{kind}:{event}" if kind else "running"
+                waits[name] = waits.get(name, 0) + 1
+                if kind == "Lock":
+                    lock_waits[query] = lock_waits.get(query, 0) + 1
+            result.pg_samples += 1
+            until.wait(PG_WAIT_SAMPLE_SECONDS)
+    result.pg_waits, result.pg_lock_waits = waits, lock_waits
 
 
 class Bench:
@@ -647,9 +681,18 @@ class Bench:
             time.sleep(self.args.warmup)
             before = self.snapshot()
             threads_before = {group: scheduling(list(before[group])) for group in SERVICE}
+            window_over = threading.Event()
+            sampler = threading.Thread(
+                target=sample_pg_waits, args=(self.database_url, self.args.database, result, window_over)
+            )
+            if self.args.pg_waits:
+                sampler.start()
             client_cpu = time.process_time()
             window[0] = time.monotonic()
             time.sleep(self.args.duration)
+            window_over.set()
+            if self.args.pg_waits:
+                sampler.join()
             after = self.snapshot()
             threads_after = {group: scheduling(list(after[group])) for group in SERVICE}
             window[1] = time.monotonic()
@@ -703,6 +746,21 @@ class Bench:
             "cpus": os.cpu_count(),
             "load_before": [round(v, 2) for v in load_before],
             "load_after": [round(v, 2) for v in os.getloadavg()],
+            **self.pg_wait_summary(result),
+        }
+
+    def pg_wait_summary(self, result: Result) -> dict:
+        """`--pg-waits`: mean backends per wait event and, waiting for a lock, per statement."""
+        if not result.pg_samples:
+            return {}
+
+        def means(counts: dict[str, int]) -> dict[str, float]:
+            ranked = sorted(counts.items(), key=lambda item: -item[1])
+            return {name: round(count / result.pg_samples, 3) for name, count in ranked}
+
+        return {
+            "pg_waiting_by_event": means(result.pg_waits),
+            "pg_lock_waits_by_statement": means(result.pg_lock_waits),
         }
 
     def worker_description(self) -> str:
@@ -851,6 +909,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--profile-runs", type=int, default=100)
     parser.add_argument("--show-queries", action="store_true", help="print the SQL counted per execution")
+    parser.add_argument(
+        "--pg-waits", action="store_true", help="sample what PostgreSQL's backends wait for (a query every 10 ms)"
+    )
     parser.add_argument("--log-dir", default=str(ROOT / ".local" / "bench"))
     parser.add_argument("--serve-target", nargs=2, type=float, metavar=("PORT", "DELAY_MS"), help=argparse.SUPPRESS)
     return parser
