@@ -44,18 +44,26 @@ def test_deactivating_keeps_the_connector_version(staff_client, acme_connector):
     assert (acme_connector.is_active, acme_connector.version) == (False, 1)
 
 
+def enqueued_ids(monkeypatch) -> list[str]:
+    """The execution ids the re-run hands to the workers (once its transaction commits)."""
+    ids: list[str] = []
+    monkeypatch.setattr("executions.dispatch.enqueue", lambda execution_id, **kwargs: ids.append(str(execution_id)))
+    return ids
+
+
 def test_rerun_queues_a_new_execution_with_the_same_input_and_contact(
-    staff_client, acme_connector, django_capture_on_commit_callbacks
+    staff_client, acme_connector, django_capture_on_commit_callbacks, monkeypatch
 ):
     contact = ContactFactory(workspace=acme_connector.workspace)
     failed = make_execution(acme_connector, status=Status.FAILED, input={"phone": "+4930123"}, contact=contact)
+    enqueued = enqueued_ids(monkeypatch)
 
-    with django_capture_on_commit_callbacks() as enqueued:
+    with django_capture_on_commit_callbacks(execute=True):
         messages = run_action(staff_client, "executions_execution", "rerun_failed", [failed])
 
     rerun = Execution.objects.exclude(pk=failed.pk).get()
     assert messages == ["Queued 1 new execution(s)."]
-    assert len(enqueued) == 1
+    assert enqueued == [str(rerun.pk)]
     assert (rerun.status, rerun.triggered_by, rerun.input, rerun.contact_id, rerun.connector_id) == (
         Status.QUEUED,
         "admin",
@@ -66,12 +74,15 @@ def test_rerun_queues_a_new_execution_with_the_same_input_and_contact(
     assert rerun.definition == acme_connector.definition
 
 
-def test_rerun_skips_executions_that_did_not_fail(staff_client, acme_connector, django_capture_on_commit_callbacks):
+def test_rerun_skips_executions_that_did_not_fail(
+    staff_client, acme_connector, django_capture_on_commit_callbacks, monkeypatch
+):
     failed = make_execution(acme_connector, status=Status.FAILED)
     succeeded = make_execution(acme_connector, status=Status.SUCCEEDED)
     running = make_execution(acme_connector, status=Status.RUNNING)
+    enqueued = enqueued_ids(monkeypatch)
 
-    with django_capture_on_commit_callbacks() as enqueued:
+    with django_capture_on_commit_callbacks(execute=True):
         messages = run_action(staff_client, "executions_execution", "rerun_failed", [failed, succeeded, running])
 
     assert messages == ["Queued 1 new execution(s).", "Skipped: 2 did not fail."]
