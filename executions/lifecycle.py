@@ -33,6 +33,7 @@ from connectors.engine.runner import PendingRetry, StepRecord
 from connectors.engine.spec import MAX_DURATION_SECONDS
 from contacts.services import contact_apply_mapping
 from core import rows
+from core.pooled import release_connection
 from executions import counters, dispatch, events, sealing, step_stats
 from executions.models import STEP_RECORD_FIELDS, Execution, ExecutionStep, Status
 from executions.step_stats import StepStatsCollector
@@ -413,6 +414,7 @@ def _finish(finishing: _Finishing, contact_values: dict | None) -> bool:
     contact_id = execution.contact_id if status == Status.SUCCEEDED and contact_values else None
     alone = connection.vendor == "postgresql" and contact_id is None
     if alone and _finish_in_one_statement(finishing, alone=True):
+        release_connection()  # the run's last statement: what follows (a publish, a log line) needs none
         events.execution_finished(execution, status, writers_cleared=True)
         return True
     # Otherwise nothing was written: a subscriber has something to write, or the claim is gone (which the

@@ -25,6 +25,7 @@ from connectors.engine.credentials import WorkspaceNamespace
 from connectors.engine.http import AddressPolicy, SafeHttpClient
 from connectors.engine.redaction import Redactor, redaction_scope
 from connectors.engine.runner import Hooks, PendingRetry, Runner, StepRecord, render_contact_mapping
+from core.pooled import release_connection
 from credentials.provider import VaultCredentialProvider
 from executions import lifecycle, sealing
 from executions.heartbeat import heartbeats
@@ -89,6 +90,8 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
     back (the sweeper requeues it once the database is back).
     """
     execution = lifecycle.claim(execution_id)
+    release_connection()  # held only for the statement: the run may wait for its first step's credentials, rate
+    # budget or the GIL before it writes again
     if execution is None:
         return None
     redactor = Redactor()
@@ -157,6 +160,7 @@ def _advance(
         while unwritten:
             record = unwritten[0]
             running[0] = _patiently(lifecycle.checkpoint_step, execution, record)
+            release_connection()
             unwritten.pop(0)
             _recorded(record, on_step)
         release_connection()  # nothing holds a connection while the step waits
@@ -269,15 +273,6 @@ def _mark_used_quietly(provider: VaultCredentialProvider) -> None:
         provider.mark_used()
     except DATABASE_ERRORS:
         logger.warning("Could not record credential use: database unreachable")
-
-
-def release_connection() -> None:
-    """Returns this thread's database connection to the pool (when pooled, and not inside a transaction).
-
-    Called between the database work of a run, so a run waiting on an API holds no connection: a worker holds
-    hundreds of runs in flight over a pool of a few connections (DATABASE_POOL_MAX_SIZE)."""
-    if connection.settings_dict["OPTIONS"].get("pool") and not connection.in_atomic_block:
-        connection.close()
 
 
 class _ReleasingProvider:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
-from django.db import transaction
 from django.http.response import HttpResponseBase
 from rest_framework.response import Response
 
+from core import pooled
 from executions.models import FINISHED_STATUSES, Execution
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def _client(url: str) -> redis.Redis:
 
 def notify_on_commit(execution_id: object) -> None:
     """Called in the finishing transaction: wakes the execution's waiters once it commits."""
-    transaction.on_commit(lambda: notify(str(execution_id)))
+    pooled.on_commit(lambda: notify(str(execution_id)))
 
 
 def notify(execution_id: str) -> None:

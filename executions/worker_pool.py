@@ -17,8 +17,8 @@ to the queue before their next step, see docs/reliability.md).
 
 Its threads outnumber the database connections a process should hold, so it also turns on the process's
 connection pool (DATABASE_POOL_MAX_SIZE connections, psycopg_pool through Django): a run takes a connection for
-its claim, each checkpoint and its finish, and hands it back in between (executions.runtime), so 200 runs in
-flight share a few connections.
+its claim, each checkpoint and its finish, and hands it back as soon as the statement has answered
+(core.pooled), so 200 runs in flight share a few connections.
 """
 
 from __future__ import annotations

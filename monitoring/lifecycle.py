@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError
 
+from core import pooled
 from monitoring.logs import log_context
 from monitoring.metrics import EXECUTIONS, HTTP_REQUESTS, STEP_DURATION, status_class
 
@@ -120,4 +121,4 @@ def execution_ended(execution: Any, status: str) -> None:
 
             failure_noticed(workspace_id=workspace_id)
 
-    transaction.on_commit(committed)
+    pooled.on_commit(committed)
