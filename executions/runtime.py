@@ -90,8 +90,9 @@ def process_execution(execution_id, *, on_step=None, reload: bool = True) -> Exe
     back (the sweeper requeues it once the database is back).
     """
     execution = lifecycle.claim(execution_id)
-    release_connection()  # held only for the statement: the run may wait for its first step's credentials, rate
-    # budget or the GIL before it writes again
+    # Held only for the statement: the run may wait for its first step's credentials, rate budget or the GIL
+    # before it writes again.
+    release_connection()
     if execution is None:
         return None
     redactor = Redactor()
