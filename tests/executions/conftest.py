@@ -8,6 +8,7 @@ itself, exactly as a worker would.
 import pytest
 
 from executions.runtime import reset_runner
+from tests.executions.helpers import json_reply, make_connector
 from tests.local_server import local_server  # noqa: F401 - fixture for the tests of this folder
 
 
@@ -18,3 +19,13 @@ def loopback_allowed(settings):
     reset_runner()
     yield
     reset_runner()
+
+
+@pytest.fixture
+def two_step_connector(acme, local_server):  # noqa: F811 - the fixture imported above
+    """Steps `one` and `two`, each answering JSON at once from the local server."""
+    local_server.route("/one", json_reply({"id": 1}))
+    local_server.route("/two", json_reply({"id": 2}))
+    return make_connector(
+        acme, [{"name": "one", "url": f"{local_server.url}/one"}, {"name": "two", "url": f"{local_server.url}/two"}]
+    )

@@ -26,12 +26,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def connector(acme, local_server):
-    local_server.route("/one", json_reply({"id": 1}))
-    local_server.route("/two", json_reply({"id": 2}))
-    return make_connector(
-        acme, [{"name": "one", "url": f"{local_server.url}/one"}, {"name": "two", "url": f"{local_server.url}/two"}]
-    )
+def connector(two_step_connector):
+    """The connector of most tests here (steps `one` and `two`)."""
+    return two_step_connector
 
 
 def _queued(connector) -> Execution:

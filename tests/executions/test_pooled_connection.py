@@ -17,7 +17,6 @@ from executions.models import Execution, Status
 from executions.runtime import process_execution
 from executions.worker_pool import use_database_pool
 from monitoring import lifecycle as monitoring
-from tests.executions.helpers import json_reply, make_connector
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -36,15 +35,6 @@ def pooled_connection(transactional_db):
     connection.close()
     connection.close_pool()
     database.update(saved)
-
-
-@pytest.fixture
-def connector(acme, local_server):
-    local_server.route("/one", json_reply({"id": 1}))
-    local_server.route("/two", json_reply({"id": 2}))
-    return make_connector(
-        acme, [{"name": "one", "url": f"{local_server.url}/one"}, {"name": "two", "url": f"{local_server.url}/two"}]
-    )
 
 
 class HeldAt(logging.Handler):
@@ -71,9 +61,9 @@ def held_at_log_lines():
 
 
 def test_a_run_hands_its_pooled_connection_back_after_each_statement(
-    pooled_connection, connector, held_at_log_lines, monkeypatch
+    pooled_connection, two_step_connector, held_at_log_lines, monkeypatch
 ):
-    execution = services.execution_create(connector=connector, input={}, enqueue=False)
+    execution = services.execution_create(connector=two_step_connector, input={}, enqueue=False)
     connection.close()  # back to the pool: the run starts as a worker's does, holding none
     checkouts = []
     getconn = pooled_connection.getconn
