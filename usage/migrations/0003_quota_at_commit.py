@@ -7,8 +7,9 @@ of the workspace queued for that row across a round trip to a web thread (44.5 m
 docs/performance.md). Counted at commit, the row is locked from the commit's start to its end, inside the
 server. The rule is the same: the count, the check against `executions_per_month` and the insert commit
 together or not at all; a refused start fails the COMMIT (SQLSTATE 23514 on the constraint
-`usage_executions_quota`), which `usage.services.quota_refusals` turns into QuotaExceeded. Batches reserve their items at once
-before inserting them (`usage.services.reserve_executions`), so their rows are not counted again here.
+`usage_executions_quota`), which `usage.services.quota_refusals` turns into QuotaExceeded. Batches reserve
+their items at once before inserting them (`usage.services.reserve_executions`), so their rows are not counted
+again here.
 """
 
 from django.db import migrations
