@@ -901,7 +901,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pool", help="a Celery pool name instead of README's pool (prefork, threads, ...)")
     parser.add_argument("--concurrency", type=int, help="the worker's --concurrency instead of README's")
     parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes (README: one, more while one's CPU nears a core)"
+        "--workers", type=int, default=1, help="worker processes (README: one; more at 0.7 of a core, tens in flight)"
     )
     parser.add_argument("--worker-args", default="", help="more arguments for `celery worker`")
     parser.add_argument("--web-args", default="", help="more arguments for gunicorn (later ones win)")
