@@ -1,6 +1,14 @@
 """Hands an execution id to whatever runs executions: Celery when a broker is configured, otherwise a
 thread pool inside this process (the embedded mode) running the very same code.
 
+In a web request, the broker message is sent once the response has been written (`request_finished`, which
+the WSGI server sends when it closes the response), not before: the client waits for its 202 only for what
+the answer needs, the committed row. Sending it costs a Redis round trip and the thread's GIL and CPU waits
+around it: 11-28 % of the execute call's p95 with 8 clients on loaded cores (docs/performance.md,
+"Thirteenth pass"). A process that dies in between leaves the row queued, as an unreachable broker does: the sweeper
+enqueues it (docs/reliability.md). A request that waits for its execution (`Prefer: wait`) sends them first
+(`send_deferred`).
+
 It imports nothing of the execution lifecycle: the Celery task is sent by name, and the embedded runner is
 registered by `ExecutionsConfig.ready()`, so `services -> dispatch` does not lead back to them.
 """
@@ -28,6 +36,9 @@ RUN_EXECUTION_TASK = "executions.tasks.run_execution"
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _embedded_runner: Callable[[str], object] | None = None
+# The current web request's broker messages, sent after its response; None outside a request (workers, beat,
+# commands), whose messages are sent at once.
+_request = threading.local()
 
 
 def register_embedded_runner(runner: Callable[[str], object]) -> None:
@@ -50,19 +61,53 @@ def enqueue(execution_id, *, delay: float = 0.0, max_duration: int = MAX_DURATIO
             "soft_time_limit": max_duration + TIME_LIMIT_MARGIN_SECONDS,
             "time_limit": max_duration + 2 * TIME_LIMIT_MARGIN_SECONDS,
         }
-        try:
-            if delay:
-                celery_app.send_task(RUN_EXECUTION_TASK, args=[str(execution_id)], countdown=delay, **limits)
-            else:
-                broker.send_now(celery_app, RUN_EXECUTION_TASK, [str(execution_id)], **limits)  # the hot path
-        except (BrokerUnavailable, OSError, *_broker_errors()):
-            logger.warning("Broker unreachable: execution %s stays queued for the sweeper", execution_id)
+        deferred = getattr(_request, "deferred", None)
+        if deferred is not None and not delay:
+            deferred.append((execution_id, limits))
+        else:
+            _send(execution_id, delay, limits)
     elif delay:
         timer = threading.Timer(delay, _submit, args=[execution_id])
         timer.daemon = True
         timer.start()
     else:
         _submit(execution_id)
+
+
+def _send(execution_id: object, delay: float, limits: dict[str, int]) -> None:
+    try:
+        if delay:
+            celery_app.send_task(RUN_EXECUTION_TASK, args=[str(execution_id)], countdown=delay, **limits)
+        else:
+            broker.send_now(celery_app, RUN_EXECUTION_TASK, [str(execution_id)], **limits)  # the hot path
+    except (BrokerUnavailable, OSError, *_broker_errors()):
+        logger.warning("Broker unreachable: execution %s stays queued for the sweeper", execution_id)
+
+
+def defer_until_answered(**kwargs: object) -> None:
+    """`request_started`: this thread's messages wait for the response. Any left by a request whose response
+    was never closed are sent first."""
+    send_deferred()
+    _request.deferred = []
+
+
+def send_when_answered(**kwargs: object) -> None:
+    """`request_finished`: the response has been written; its messages go now, and later ones at once."""
+    send_deferred()
+    _request.deferred = None
+
+
+def send_deferred() -> None:
+    """Sends the messages this thread's request has deferred so far; those it defers later wait as well."""
+    deferred = getattr(_request, "deferred", None)
+    if not deferred:
+        return
+    _request.deferred = []
+    for execution_id, limits in deferred:
+        try:
+            _send(execution_id, 0.0, limits)
+        except Exception:  # after the response, nobody else would hear of it; the sweeper enqueues the row
+            logger.exception("Sending execution %s to the broker failed; it stays queued for the sweeper", execution_id)
 
 
 @functools.cache

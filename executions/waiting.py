@@ -138,13 +138,16 @@ def remember(response: Response, execution_id: object, preference: WaitPreferenc
 
 
 def answer_after_wait(response: HttpResponseBase) -> HttpResponseBase:
-    """Run by the execute view after its request transaction has committed (the execution is enqueued by
-    then): waits, then answers 200 with the ended execution or 202 with it as it stands."""
+    """Run by the execute view after its request transaction has committed: sends the execution's broker
+    message (which a request otherwise sends after its response), waits, then answers 200 with the ended
+    execution or 202 with it as it stands."""
     marked = getattr(response, "wait_for", None)
     if marked is None or not isinstance(response, Response) or response.status_code not in (200, 202):
         return response
-    from executions import selectors
+    from executions import dispatch, selectors
     from executions.serializers import ExecutionSerializer
+
+    dispatch.send_deferred()
 
     execution_id, preference = marked
     ended = wait_until_ended(execution_id, preference.seconds)
