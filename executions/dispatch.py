@@ -39,6 +39,7 @@ _embedded_runner: Callable[[str], object] | None = None
 # The current web request's broker messages, sent after its response; None outside a request (workers, beat,
 # commands), whose messages are sent at once.
 _request = threading.local()
+_unclosed_reported = False
 
 
 def register_embedded_runner(runner: Callable[[str], object]) -> None:
@@ -86,7 +87,14 @@ def _send(execution_id: object, delay: float, limits: dict[str, int]) -> None:
 
 def defer_until_answered(**kwargs: object) -> None:
     """`request_started`: this thread's messages wait for the response. Any left by a request whose response
-    was never closed are sent first."""
+    was never closed are sent first, late: said once per process, as it points at the server."""
+    global _unclosed_reported
+    if getattr(_request, "deferred", None) and not _unclosed_reported:
+        _unclosed_reported = True
+        logger.warning(
+            "A response was never closed, so its executions reached the broker only with the next request: "
+            "serve the app with a WSGI server that calls close() on responses (PEP 3333), such as gunicorn"
+        )
     send_deferred()
     _request.deferred = []
 

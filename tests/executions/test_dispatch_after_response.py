@@ -101,7 +101,10 @@ def test_a_call_that_waits_for_its_execution_sends_the_message_before_waiting(qu
     assert len(queue()) == 1
 
 
-def test_messages_of_a_response_never_closed_go_with_the_next_request(queue, alice, acme, connector):
+def test_messages_of_a_response_never_closed_go_with_the_next_request(
+    queue, alice, acme, connector, caplog, monkeypatch
+):
+    monkeypatch.setattr(dispatch, "_unclosed_reported", False)
     _, body, _never_closed = request("POST", f"/api/v1/connectors/{connector.id}/execute", alice, acme, {"input": {}})
 
     status, _, response = request("GET", "/api/v1/no-such-path")
@@ -109,6 +112,8 @@ def test_messages_of_a_response_never_closed_go_with_the_next_request(queue, ali
     assert status == 404
     assert queue() == [json.loads(body)["id"]]
     response.close()
+    [warning] = [record for record in caplog.records if record.name == "executions.dispatch"]
+    assert "never closed" in warning.getMessage()
 
 
 def test_outside_a_request_the_message_is_sent_at_once(queue, connector):
