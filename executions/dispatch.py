@@ -5,9 +5,9 @@ In a web request, the broker message is sent once the response has been written 
 the WSGI server sends when it closes the response), not before: the client waits for its 202 only for what
 the answer needs, the committed row. Sending it costs a Redis round trip and the thread's GIL and CPU waits
 around it: 11-28 % of the execute call's p95 with 8 clients on loaded cores (docs/performance.md,
-"Thirteenth pass"). A process that dies in between leaves the row queued, as an unreachable broker does: the sweeper
-enqueues it (docs/reliability.md). A request that waits for its execution (`Prefer: wait`) sends them first
-(`send_deferred`).
+"Thirteenth pass"). A process that dies in between leaves the row queued, as an unreachable broker does,
+and the sweeper enqueues it (docs/reliability.md). A request that waits for its execution (`Prefer: wait`)
+sends it first (`send_deferred`).
 
 It imports nothing of the execution lifecycle: the Celery task is sent by name, and the embedded runner is
 registered by `ExecutionsConfig.ready()`, so `services -> dispatch` does not lead back to them.
@@ -87,7 +87,7 @@ def _send(execution_id: object, delay: float, limits: dict[str, int]) -> None:
 
 def defer_until_answered(**kwargs: object) -> None:
     """`request_started`: this thread's messages wait for the response. Any left by a request whose response
-    was never closed are sent first, late: said once per process, as it points at the server."""
+    was never closed are sent first, late; the first time, a warning says so, as the server is at fault."""
     global _unclosed_reported
     if getattr(_request, "deferred", None) and not _unclosed_reported:
         _unclosed_reported = True
