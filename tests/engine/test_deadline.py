@@ -7,11 +7,17 @@ body), never a duration.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
 import pytest
 
 from connectors.engine.http import AddressPolicy, OutboundRequest, RequestTimeout, SafeHttpClient
 from connectors.engine.redaction import Redactor
 from connectors.engine.runner import Runner
+from connectors.engine.transport import _DeadlineSocket, request_deadline
 from tests.factories import normalized_step
 from tests.local_server import TEST_CA_BUNDLE, Reply
 
@@ -84,3 +90,94 @@ def test_a_step_against_a_slow_drip_fails_with_a_timeout(local_server, content_l
     assert record.status == "failed"
     assert record.error == f"timed out waiting for the response from {local_server.url}/drip"
     assert local_server.dripped < len(BODY)
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[tuple[str, int]]:
+    """A TCP listener on 127.0.0.1 that accepts connections and never reads nor writes a byte."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            accepted.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_an_upload_the_server_never_reads_stops_at_the_deadline(client, silent_peer):
+    host, port = silent_peer
+    body = b"x" * (64 * 1024 * 1024)  # far beyond what the two sockets' buffers hold
+
+    with pytest.raises(RequestTimeout) as caught:
+        client.send(OutboundRequest("POST", f"http://{host}:{port}/upload", body=body, timeout=0.5))
+
+    assert "timed out" in caught.value.message
+
+
+def test_a_response_that_never_comes_stops_at_the_deadline(client, silent_peer):
+    host, port = silent_peer
+
+    with pytest.raises(RequestTimeout) as caught:
+        client.send(OutboundRequest("GET", f"http://{host}:{port}/silent", timeout=0.3))
+
+    assert caught.value.message == f"timed out waiting for the response from http://{host}:{port}/silent"
+
+
+@pytest.fixture
+def connected(silent_peer) -> Iterator[_DeadlineSocket]:
+    sock = _DeadlineSocket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(silent_peer)
+    yield sock
+    sock.close()
+
+
+def test_a_plain_socket_without_a_request_deadline_keeps_the_timeout_it_was_given(connected):
+    connected.settimeout(0.2)
+
+    with pytest.raises(TimeoutError, match="timed out"):
+        connected.recv(1)
+    assert connected.gettimeout() == 0.2
+
+
+def test_a_plain_socket_without_a_timeout_keeps_the_request_deadline(connected):
+    connected.settimeout(None)
+    token = request_deadline.set(time.monotonic() + 0.2)
+    try:
+        with pytest.raises(TimeoutError, match="timed out"):
+            connected.recv_into(bytearray(1))
+    finally:
+        request_deadline.reset(token)
+
+
+def test_a_plain_socket_refuses_to_wait_past_a_deadline_that_has_passed(connected):
+    token = request_deadline.set(time.monotonic() - 1)
+    try:
+        with pytest.raises(TimeoutError, match="deadline has passed"):
+            connected.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    finally:
+        request_deadline.reset(token)
+
+
+def test_a_plain_socket_set_non_blocking_stays_non_blocking(connected):
+    connected.recv_into(bytearray(0))  # into the kernel-bounded mode first
+    connected.settimeout(0)
+
+    with pytest.raises(BlockingIOError):
+        connected.recv(1)
+    assert connected.gettimeout() == 0.0
