@@ -1,10 +1,8 @@
-"""core.postgresql: a connection is checked by a round trip only when its server may have ended it (its TCP
-connection is no longer established; over a Unix socket, the server sent something), persistent (the web) or
-pooled (the workers); a connection whose server ended it is replaced before the next query, as Django's and
-the pool's own checks did."""
+"""core.postgresql: a connection is checked by a round trip only when its server sent something (as it does
+when it goes away), persistent (the web) or pooled (the workers); a connection whose server ended it is
+replaced before the next query, as Django's and the pool's own checks did."""
 
 import copy
-import socket
 import time
 import uuid
 from unittest import mock
@@ -14,8 +12,7 @@ from django.conf import settings
 from django.db import connection
 from psycopg_pool import ConnectionPool
 
-from core.postgresql import base
-from core.postgresql.base import DatabaseWrapper, may_have_ended
+from core.postgresql.base import DatabaseWrapper, has_unread_input
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -39,27 +36,19 @@ def terminate(pid: int, ended) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     deadline = time.monotonic() + 10
-    while not may_have_ended(ended) and time.monotonic() < deadline:
+    while not has_unread_input(ended) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
-@pytest.fixture(params=["tcp-state", "poll"])
-def check(request, monkeypatch):
-    """Each test runs with both checks: the TCP state, and the poll used where there is none."""
-    if request.param == "poll":
-        monkeypatch.setattr(base, "_TCP_INFO", None)
-    return request.param
-
-
 @pytest.fixture
-def persistent(check):
+def persistent():
     wrapper = database_wrapper(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
     yield wrapper
     wrapper.close()
 
 
 @pytest.fixture
-def pooled(check):
+def pooled():
     options = {**settings.DATABASES["default"].get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": 1}}
     wrapper = database_wrapper(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False, OPTIONS=options)
     yield wrapper
@@ -111,30 +100,3 @@ def test_a_pooled_connection_whose_server_ended_it_is_replaced_before_the_next_q
         replacement = backend_pid(pooled)
     assert checked.call_count == 1
     assert replacement != pid
-
-
-def test_an_idle_connection_has_not_ended_and_one_whose_server_ended_it_may_have(persistent):
-    pid = backend_pid(persistent)
-    assert not may_have_ended(persistent.connection)
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    deadline = time.monotonic() + 10
-    while not may_have_ended(persistent.connection) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-    assert may_have_ended(persistent.connection)
-
-
-def test_over_a_unix_socket_a_connection_may_have_ended_once_the_server_closed_it():
-    ours, servers = socket.socketpair()  # a Unix socket, as a connection to PostgreSQL's socket directory
-    over_unix_socket = mock.Mock(closed=False, broken=False, fileno=ours.fileno)
-    try:
-        assert base._tcp_state(ours.fileno()) is None
-        assert not may_have_ended(over_unix_socket)
-
-        servers.close()
-
-        assert may_have_ended(over_unix_socket)
-    finally:
-        ours.close()

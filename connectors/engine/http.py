@@ -22,9 +22,9 @@ How the address check works:
   are dropped when a hop leaves the origin.
 
 The timeout of a request is a total deadline (connect, TLS, sending, status line, headers and every read of
-the body, over all redirects): the sockets of this client bound every send and receive by what is left of it
-(``transport._DeadlineSocket``, ``transport._DeadlineSSLSocket``), so a server that drips one byte per second
-cannot stretch a call beyond it. Only DNS resolution is outside the deadline (``getaddrinfo`` cannot be interrupted).
+the body, over all redirects): the sockets of this client re-arm their timeout to what is left before every
+send and receive (``_DeadlineSocket``), so a server that drips one byte per second cannot stretch a call
+beyond it. Only DNS resolution is outside the deadline (``getaddrinfo`` cannot be interrupted).
 
 The parts: ``http_errors`` (errors, secret-free URLs), ``addresses`` (the address policy), ``transport``
 (connect-time checks, deadline sockets), ``responses`` (reading bodies and redirects), and this module, the

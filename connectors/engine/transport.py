@@ -5,8 +5,7 @@ The check sits inside the connection (``_SafeConnectionMixin._new_conn``), below
 lookup between "check" and "connect", so DNS rebinding has no window, and every spelling of an address is
 judged by what it resolves to. HTTPS pins only the TCP socket; TLS keeps the URL's host name for SNI and
 certificate checks. The deadline of the request being sent by this thread lives in ``request_deadline``:
-every send and receive is bounded by what is left of it (plain sockets through the kernel's timeouts, TLS
-sockets through Python's). Pure Python.
+sockets re-arm their timeout to what is left of it before every send and receive. Pure Python.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import ipaddress
 import os
 import socket
 import ssl
-import struct
 import sys
 import time
 from contextvars import ContextVar
@@ -36,13 +34,9 @@ HOSTS_POOLED = 10
 # The total deadline of the request being sent by this thread (a time.monotonic() value), or None.
 request_deadline: ContextVar[float | None] = ContextVar("outbound_request_deadline", default=None)
 
-# struct timeval, as SO_RCVTIMEO and SO_SNDTIMEO take it.
-_TIMEVAL = struct.Struct("@ll")
-
 
 class _DeadlineMixin:
-    """Before every send and receive, the socket's timeout becomes what is left of the request's deadline.
-    For TLS sockets: ``ssl`` reads and writes through the socket's own timeout."""
+    """Before every send and receive, the socket's timeout becomes what is left of the request's deadline."""
 
     def _arm(self) -> None:
         deadline = request_deadline.get()
@@ -70,72 +64,12 @@ class _DeadlineMixin:
         return super().sendall(*args)  # type: ignore[misc]
 
 
-class _DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):
+class _DeadlineSocket(_DeadlineMixin, socket.socket):
     pass
 
 
-class _DeadlineSocket(socket.socket):
-    """A plain TCP socket whose sends and receives the kernel bounds (``SO_SNDTIMEO``, ``SO_RCVTIMEO``) by
-    what is left of the request's deadline, or by the timeout last given to ``settimeout``, the sooner.
-
-    Why not Python's socket timeout: with one, every receive costs three calls that each let go of the GIL (the
-    timeout's ``ioctl``, a ``poll``, the ``recv``), and so does every send. A worker runs a hundred requests on
-    one GIL, so each let-go hands it to another thread and back. Here the socket is in blocking mode once it
-    has connected, the bound is a ``setsockopt`` (which keeps the GIL), and a send or a receive lets go once.
-    Connecting, and TLS (which wraps the socket before its first send), keep Python's timeout.
-    """
-
-    _timeout: float | None = None  # what settimeout() was last given
-    _kernel_bounded = False  # in blocking mode, bounded by the kernel's timeouts
-
-    def settimeout(self, value: float | None) -> None:
-        self._timeout = value
-        if not self._kernel_bounded or value == 0:
-            self._kernel_bounded = False
-            super().settimeout(value)
-
-    def gettimeout(self) -> float | None:
-        return self._timeout if self._kernel_bounded else super().gettimeout()
-
-    def recv(self, *args: Any) -> Any:
-        return self._bounded(socket.SO_RCVTIMEO, super().recv, *args)
-
-    def recv_into(self, *args: Any) -> Any:
-        return self._bounded(socket.SO_RCVTIMEO, super().recv_into, *args)
-
-    def send(self, *args: Any) -> Any:
-        return self._bounded(socket.SO_SNDTIMEO, super().send, *args)
-
-    def sendall(self, data: Any, flags: int = 0) -> None:
-        """Send everything, each ``send`` bounded anew, so that the whole stays within the deadline (a blocking
-        ``sendall`` would give each of its partial sends the full bound)."""
-        with memoryview(data) as view, view.cast("B") as octets:
-            sent = 0
-            while sent < len(octets):
-                sent += self.send(octets[sent:], flags)
-
-    def _bounded(self, option: int, call: Any, *args: Any) -> Any:
-        if self._timeout == 0:
-            return call(*args)  # non-blocking mode, as asked
-        if not self._kernel_bounded:
-            super().settimeout(None)
-            self._kernel_bounded = True
-        bound = self._timeout or 0.0  # 0.0: none
-        deadline = request_deadline.get()
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("the request's deadline has passed")
-            bound = min(bound, remaining) if bound else remaining
-        seconds = int(bound)
-        # Rounded up to the next microsecond: a zero timeval is no bound at all.
-        microseconds = min(int((bound - seconds) * 1_000_000) + 1, 999_999) if bound else 0
-        self.setsockopt(socket.SOL_SOCKET, option, _TIMEVAL.pack(seconds, microseconds))
-        try:
-            return call(*args)
-        except BlockingIOError:
-            # What Python raises when a socket's timeout expires (socket.timeout is TimeoutError).
-            raise TimeoutError("timed out") from None
+class _DeadlineSSLSocket(_DeadlineMixin, ssl.SSLSocket):
+    pass
 
 
 class _SafeConnectionMixin:

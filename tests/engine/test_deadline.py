@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +16,6 @@ import pytest
 from connectors.engine.http import AddressPolicy, OutboundRequest, RequestTimeout, SafeHttpClient
 from connectors.engine.redaction import Redactor
 from connectors.engine.runner import Runner
-from connectors.engine.transport import _DeadlineSocket, request_deadline
 from tests.factories import normalized_step
 from tests.local_server import TEST_CA_BUNDLE, Reply
 
@@ -136,48 +134,3 @@ def test_a_response_that_never_comes_stops_at_the_deadline(client, silent_peer):
         client.send(OutboundRequest("GET", f"http://{host}:{port}/silent", timeout=0.3))
 
     assert caught.value.message == f"timed out waiting for the response from http://{host}:{port}/silent"
-
-
-@pytest.fixture
-def connected(silent_peer) -> Iterator[_DeadlineSocket]:
-    sock = _DeadlineSocket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(5)
-    sock.connect(silent_peer)
-    yield sock
-    sock.close()
-
-
-def test_a_plain_socket_without_a_request_deadline_keeps_the_timeout_it_was_given(connected):
-    connected.settimeout(0.2)
-
-    with pytest.raises(TimeoutError, match="timed out"):
-        connected.recv(1)
-    assert connected.gettimeout() == 0.2
-
-
-def test_a_plain_socket_without_a_timeout_keeps_the_request_deadline(connected):
-    connected.settimeout(None)
-    token = request_deadline.set(time.monotonic() + 0.2)
-    try:
-        with pytest.raises(TimeoutError, match="timed out"):
-            connected.recv_into(bytearray(1))
-    finally:
-        request_deadline.reset(token)
-
-
-def test_a_plain_socket_refuses_to_wait_past_a_deadline_that_has_passed(connected):
-    token = request_deadline.set(time.monotonic() - 1)
-    try:
-        with pytest.raises(TimeoutError, match="deadline has passed"):
-            connected.sendall(b"GET / HTTP/1.1\r\n\r\n")
-    finally:
-        request_deadline.reset(token)
-
-
-def test_a_plain_socket_set_non_blocking_stays_non_blocking(connected):
-    connected.recv_into(bytearray(0))  # into the kernel-bounded mode first
-    connected.settimeout(0)
-
-    with pytest.raises(BlockingIOError):
-        connected.recv(1)
-    assert connected.gettimeout() == 0.0
