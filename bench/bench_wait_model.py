@@ -136,8 +136,9 @@ def main() -> None:
         print(json.dumps(measure(mode, int(port), args.inflight, args.work, args.seconds)))
         return
 
-    print("| target delay | round | mode | requests/s | CPU ms per request |")
-    print("|---|---|---|---|---|")
+    if not args.json:
+        print("| target delay | round | mode | requests/s | CPU ms per request |")
+        print("|---|---|---|---|---|")
     for delay in args.delays:
         target, port = start_target(delay)
         try:
