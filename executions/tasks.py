@@ -1,7 +1,6 @@
 """Celery tasks: thin wrappers that take ids and call one service."""
 
 import logging
-import os
 
 from celery import shared_task
 from celery.signals import worker_shutting_down
@@ -30,11 +29,6 @@ def run_execution(execution_id: str) -> None:
     sweeper covers what the broker does not. While the database is unreachable the task is retried with
     backoff (at most 60 s between tries, always below the broker's visibility timeout).
     """
-    if os.environ.get("CONNECTORS_TRIAL_LOOP"):
-        from executions import loop_trial
-
-        loop_trial.run(execution_id)
-        return
     process_execution(execution_id, reload=False)
 
 
