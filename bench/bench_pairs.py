@@ -3,7 +3,8 @@ docs/performance.md does by hand to tell a change from the machine's drift.
 
 Run by hand (never part of the test suite):
 
-    python bench/bench_pairs.py --a REV --b REV [--pairs N] [--scenario S4] [-- BENCH_ARGS...]
+    python bench/bench_pairs.py --a REV --b REV [--pairs N] [--scenario S4] [--a-args ARGS] [--b-args ARGS]
+        [-- BENCH_ARGS...]
 
 `REV` is any git revision, checked out into a temporary worktree, or `.` for this checkout as it is
 (uncommitted changes included). Each pair runs `bench/bench_executions.py --scenario S --json` of both
@@ -11,7 +12,8 @@ versions, one after the other: A then B in odd pairs, B then A in even ones, so 
 speeding up within a pair weighs on both sides alike. Each version has its own database (`--database` with
 `_a` or `_b` appended), as their migrations may differ, and its own code on `PYTHONPATH`, so that its web,
 worker and migrations run it, not the installed checkout's. Arguments after `--` go to every bench run
-(`--duration 12 --warmup 3 --workers 2` ...).
+(`--duration 12 --warmup 3` ...), `--a-args` and `--b-args` to one side's only: the same version under two
+set-ups is `--a . --b . --b-args "--workers 2"`.
 
 For each pair it prints B/A of executions/s, the service's CPU per execution, the worker's, and the execute
 call's p95; at the end their mean, median and range, and in how many pairs B was higher, then one JSON object
@@ -25,6 +27,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -101,6 +104,8 @@ def main() -> None:
     parser.add_argument("--scenario", choices=("S1", "S2", "S3", "S4"), default="S4")
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--database", default="connectors_bench", help="prefix of the two databases")
+    parser.add_argument("--a-args", default="", help="more bench arguments for A's runs only, as one string")
+    parser.add_argument("--b-args", default="", help="more bench arguments for B's runs only, as one string")
     parser.add_argument("bench_args", nargs=argparse.REMAINDER, help="after --: passed to every bench run")
     args = parser.parse_args()
     if args.pairs < 1:
@@ -110,13 +115,16 @@ def main() -> None:
     runs: list[dict] = []
     pairs: list[dict[str, float]] = []
     with checkout(args.a) as tree_a, checkout(args.b) as tree_b:
-        sides = {"A": (tree_a, f"{args.database}_a"), "B": (tree_b, f"{args.database}_b")}
+        sides = {
+            "A": (tree_a, f"{args.database}_a", [*bench_args, *shlex.split(args.a_args)]),
+            "B": (tree_b, f"{args.database}_b", [*bench_args, *shlex.split(args.b_args)]),
+        }
         for number in tqdm(range(1, args.pairs + 1), desc=f"{args.scenario} pairs", unit="pair"):
             order = ("A", "B") if number % 2 else ("B", "A")
             results = {}
             for side in order:
-                tree, database = sides[side]
-                results[side] = run_bench(tree, args.scenario, database, bench_args)
+                tree, database, side_args = sides[side]
+                results[side] = run_bench(tree, args.scenario, database, side_args)
                 runs.append({"pair": number, "side": side, "result": results[side]})
             pairs.append(ratios(results["A"], results["B"]))
             shown = ", ".join(f"{name} {value:.3f}" for name, value in pairs[-1].items())
