@@ -648,11 +648,16 @@ class Bench:
         def run_clients() -> None:
             listening.set()
             subscribed = threading.Event()
-            watchers = [threading.Thread(target=listener, args=(subscribed,)), threading.Thread(target=poller)]
+            # Daemon threads, all of them: a bench stopped by Ctrl-C or SIGTERM stops its services in its
+            # `finally` and exits, instead of waiting for clients and watchers that nobody will stop.
+            watchers = [
+                threading.Thread(target=listener, args=(subscribed,), daemon=True),
+                threading.Thread(target=poller, daemon=True),
+            ]
             for watcher in watchers:
                 watcher.start()
             subscribed.wait(timeout=10)
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+            threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
             for thread in threads:
                 thread.start()
             measure_window()
@@ -683,7 +688,7 @@ class Bench:
             threads_before = {group: scheduling(list(before[group])) for group in SERVICE}
             window_over = threading.Event()
             sampler = threading.Thread(
-                target=sample_pg_waits, args=(self.database_url, self.args.database, result, window_over)
+                target=sample_pg_waits, args=(self.database_url, self.args.database, result, window_over), daemon=True
             )
             if self.args.pg_waits:
                 sampler.start()

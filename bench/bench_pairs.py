@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 THIS_CHECKOUT = "."
+STOPPING_SECONDS = 90  # how long an interrupted bench may take to stop its web, workers and target
 RATIOS = {
     "exec_per_s": lambda run: run["exec_per_s"],
     "cpu_ms_per_exec": lambda run: run["cpu_ms_per_exec"],
@@ -71,11 +72,23 @@ def run_bench(tree: Path, scenario: str, database: str, bench_args: list[str]) -
     command = [sys.executable, str(tree / "bench" / "bench_executions.py"), "--scenario", scenario, "--json"]
     command += ["--database", database, *bench_args]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
-    finished = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
-    lines = finished.stdout.strip().splitlines()
-    if finished.returncode != 0 or not lines:
+    with subprocess.Popen(
+        command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as bench:
+        try:
+            stdout, stderr = bench.communicate()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the bench too: let it stop the services it started (subprocess.run would kill it at
+            # once). Benches before bench_pairs.py existed then hang on their client threads: killed after that.
+            try:
+                bench.communicate(timeout=STOPPING_SECONDS)
+            except subprocess.TimeoutExpired:
+                bench.kill()
+            raise
+    lines = stdout.strip().splitlines()
+    if bench.returncode != 0 or not lines:
         raise SystemExit(
-            f"The bench of {tree} failed (exit {finished.returncode}):\n{finished.stderr.strip()[-2000:]}\n"
+            f"The bench of {tree} failed (exit {bench.returncode}):\n{stderr.strip()[-2000:]}\n"
             "Run it alone with the same arguments to see why."
         )
     return json.loads(lines[-1])
