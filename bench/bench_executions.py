@@ -78,8 +78,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,6 +351,31 @@ def sample_pg_waits(database_url: str, database: str, result: Result, until: thr
     result.pg_waits, result.pg_lock_waits = waits, lock_waits
 
 
+def backend_pids(database_url: str, database: str) -> list[int]:
+    """The PostgreSQL backends of `database` but a bench's own (its connections are named bench-*)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True, application_name="bench-read") as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name NOT LIKE 'bench-%%'", [database]
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def create_database(admin_url: str, database: str) -> list[tuple[int, str]]:
+    """Creates `database` on `admin_url`'s server unless it exists; returns the client connections it already has
+    (pid, application name), which a bench must not share its database with (bench_n8n.py uses it too)."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+            conn.execute(f'CREATE DATABASE "{database}"')
+        return conn.execute(
+            "SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'",
+            [database],
+        ).fetchall()
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -379,16 +406,7 @@ class Bench:
     # --- set-up ---
 
     def prepare_database(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.args.database]).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{self.args.database}"')
-            others = conn.execute(
-                "SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s", [self.args.database]
-            ).fetchall()
-        if others:
+        if others := create_database(self.admin_url, self.args.database):
             # A worker left running (a bench killed with SIGKILL, a process of one's own) would take this run's
             # executions, and its CPU would not be counted: the figures would be wrong without any sign.
             found = ", ".join(f"pid {pid} ({name or 'no name'})" for pid, name in others)
@@ -518,19 +536,9 @@ class Bench:
             return int(redis.Redis.from_url(self.args.redis_url).info("server")["process_id"])
         return None
 
-    def backend_pids(self) -> list[int]:
-        import psycopg
-
-        with psycopg.connect(self.database_url, autocommit=True, application_name="bench-read") as conn:
-            rows = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name NOT LIKE 'bench-%%'",
-                [self.args.database],
-            ).fetchall()
-        return [row[0] for row in rows]
-
     def snapshot(self) -> dict[str, dict[int, tuple[float, int]]]:
         redis_pid = self.redis_pid()
-        backends = tree(self.backend_pids())
+        backends = tree(backend_pids(self.database_url, self.args.database))
         return {
             "web": tree([self.web.pid]),
             "worker": tree([w.pid for w in self.workers]),
@@ -855,12 +863,33 @@ class Bench:
                 stop(process)
 
 
+# A table's column: its title, the summary's key (or a key and a key within it) and the format of a cell.
+Column = tuple[str, str | tuple[str, str], str]
+LEADING_COLUMNS: list[Column] = [
+    ("scenario", "scenario", "{}"),
+    ("exec/s", "exec_per_s", "{:.1f}"),
+    ("p50 ms", "p50_ms", "{:.0f}"),
+    ("p95 ms", "p95_ms", "{:.0f}"),
+]
+
+
+def markdown_table(summaries: list[dict], columns: list[Column]) -> list[str]:
+    """The lines of a markdown table with one row per summary (bench_n8n.py prints its own with it)."""
+
+    def cell(summary: dict, key: str | tuple[str, str], form: str) -> str:
+        value = summary[key[0]][key[1]] if isinstance(key, tuple) else summary[key]
+        return form.format(value)
+
+    rows = [[title for title, _key, _form in columns]]
+    rows += [[cell(s, key, form) for _title, key, form in columns] for s in summaries]
+    out = ["| " + " | ".join(row) + " |" for row in rows]
+    out.insert(1, "|" + "---|" * len(columns))
+    return out
+
+
 def table(summaries: list[dict]) -> str:
-    columns = [
-        ("scenario", "scenario", "{}"),
-        ("exec/s", "exec_per_s", "{:.1f}"),
-        ("p50 ms", "p50_ms", "{:.0f}"),
-        ("p95 ms", "p95_ms", "{:.0f}"),
+    columns: list[Column] = [
+        *LEADING_COLUMNS,
         ("execute p95 ms", "execute_p95_ms", "{:.1f}"),
         ("CPU ms/exec", "cpu_ms_per_exec", "{:.1f}"),
         ("web", ("cpu_ms_by_class", "web"), "{:.1f}"),
@@ -871,18 +900,9 @@ def table(summaries: list[dict]) -> str:
         ("worker RSS MB", "worker_rss_mb", "{:.0f}"),
         ("load before", "load_before", "{0[0]:.1f}"),
     ]
-
-    def cell(summary: dict, key, form: str) -> str:
-        value = summary[key[0]][key[1]] if isinstance(key, tuple) else summary[key]
-        return form.format(value)
-
-    rows = [[title for title, _key, _form in columns]]
-    rows += [[cell(s, key, form) for _title, key, form in columns] for s in summaries]
-    out = ["| " + " | ".join(row) + " |" for row in rows]
-    out.insert(1, "|" + "---|" * len(columns))
     first = summaries[0]
-    out += ["", f"web: {first['web']}; worker: {first['worker']}; {first['cpus']} CPUs"]
-    return "\n".join(out)
+    set_up = f"web: {first['web']}; worker: {first['worker']}; {first['cpus']} CPUs"
+    return "\n".join([*markdown_table(summaries, columns), "", set_up])
 
 
 def stop_on_sigterm(signum: int, frame: object) -> None:
@@ -890,17 +910,32 @@ def stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def argument_parser() -> argparse.ArgumentParser:
-    """The command line; bench_floor.py takes its defaults for the processes it starts the same way."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_scenario_arguments(parser: argparse.ArgumentParser, *, duration: float, warmup: float) -> Any:
+    """--scenario or --all (returned: the group of such choices), --duration, --warmup and --json, as this bench
+    and bench_n8n.py take them."""
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--scenario", choices=sorted(SCENARIOS), help="run one scenario")
     which.add_argument("--all", action="store_true", help="run S1 to S4 and print the table")
+    parser.add_argument("--duration", type=float, default=duration, help="seconds measured per scenario")
+    parser.add_argument("--warmup", type=float, default=warmup, help="seconds of load before the window")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (a list with --all) last")
+    return which
+
+
+def print_summaries(args: argparse.Namespace, summaries: list[dict], table: Callable[[list[dict]], str]) -> None:
+    """The table (with --all, or without --json), then with --json one object (a list with --all) as the last line."""
+    if args.all or not args.json:
+        print(table(summaries))
+    if args.json:
+        print(json.dumps(summaries if args.all else summaries[0]))
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line; bench_floor.py takes its defaults for the processes it starts the same way."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = add_scenario_arguments(parser, duration=30.0, warmup=5.0)
     which.add_argument("--profile-only", action="store_true", help="queries per execution and a cProfile")
     parser.add_argument("--target-url", help="use this target instead of the bench's own")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per scenario")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (a list with --all) last")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the window")
     parser.add_argument("--steps", type=int, help="override the scenario's steps")
     parser.add_argument("--clients", type=int, help="override the scenario's closed-loop clients")
     parser.add_argument("--pool", help="a Celery pool name instead of README's pool (prefork, threads, ...)")
@@ -937,12 +972,8 @@ def main() -> None:
         summaries = bench.run()
     finally:
         bench.close()
-    if not summaries:
-        return
-    if args.all or not args.json:
-        print(table(summaries))
-    if args.json:
-        print(json.dumps(summaries if args.all else summaries[0]))
+    if summaries:
+        print_summaries(args, summaries, table)
 
 
 if __name__ == "__main__":

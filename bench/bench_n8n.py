@@ -361,16 +361,7 @@ class N8nBench:
             raise SystemExit(f"Something already listens on port {self.args.port} (an n8n left running?): give --port.")
 
     def prepare_database(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.args.database]).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{self.args.database}"')
-            others = conn.execute(
-                "SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s"
-                " AND backend_type = 'client backend'",
-                [self.args.database],
-            ).fetchall()
-        if others:
+        if others := bench_module.create_database(self.admin_url, self.args.database):
             # Another n8n on this database (one left by a bench killed with SIGKILL) would also run the
             # published workflows, and its CPU would not be counted.
             found = ", ".join(f"pid {pid} ({name or 'no name'})" for pid, name in others)
@@ -449,18 +440,10 @@ class N8nBench:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             conn.execute(f"TRUNCATE {', '.join(EXECUTION_TABLES)} CASCADE")
 
-    def backend_pids(self) -> list[int]:
-        """n8n's PostgreSQL backends (not this bench's: its connections are named bench-*)."""
-        with psycopg.connect(self.database_url, autocommit=True, application_name="bench-read") as conn:
-            rows = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name NOT LIKE 'bench-%%'",
-                [self.args.database],
-            ).fetchall()
-        return [row[0] for row in rows]
-
     def snapshot(self, n8n: subprocess.Popen, target: subprocess.Popen) -> dict[str, dict[int, tuple[float, int]]]:
         """(CPU seconds, memory kB) of each process by class: RSS, but PSS for PostgreSQL's backends."""
-        backends = bench_module.tree(self.backend_pids())
+        # n8n's backends: not this bench's (bench_module.backend_pids leaves out connections named bench-*).
+        backends = bench_module.tree(bench_module.backend_pids(self.database_url, self.args.database))
         return {
             "n8n": bench_module.tree([n8n.pid]),
             "postgres": {pid: (cpu, bench_module.pss_kb(pid)) for pid, (cpu, _rss) in backends.items()},
@@ -574,11 +557,8 @@ class N8nBench:
 
 
 def table(summaries: list[dict]) -> str:
-    columns = [
-        ("scenario", "scenario", "{}"),
-        ("exec/s", "exec_per_s", "{:.1f}"),
-        ("p50 ms", "p50_ms", "{:.0f}"),
-        ("p95 ms", "p95_ms", "{:.0f}"),
+    columns: list[bench_module.Column] = [
+        *bench_module.LEADING_COLUMNS,
         ("CPU ms/exec", "cpu_ms_per_exec", "{:.1f}"),
         ("n8n", ("cpu_ms_by_class", "n8n"), "{:.1f}"),
         ("pg", ("cpu_ms_by_class", "postgres"), "{:.1f}"),
@@ -586,37 +566,22 @@ def table(summaries: list[dict]) -> str:
         ("errors", "errors", "{}"),
         ("load before", "load_before", "{0[0]:.1f}"),
     ]
-
-    def cell(summary: dict, key: str | tuple[str, str], form: str) -> str:
-        value = summary[key[0]][key[1]] if isinstance(key, tuple) else summary[key]
-        return form.format(value)
-
-    rows = [[title for title, _key, _form in columns]]
-    rows += [[cell(s, key, form) for _title, key, form in columns] for s in summaries]
-    out = ["| " + " | ".join(row) + " |" for row in rows]
-    out.insert(1, "|" + "---|" * len(columns))
     first = summaries[0]
-    out += [
-        "",
+    ready = (
         f"n8n {first['n8n_version']}, {first['n8n_processes']} process(es), ready {first['n8n_start_s']:.1f} s "
-        f"after its spawn; {first['cpus']} CPUs",
-    ]
-    return "\n".join(out)
+        f"after its spawn; {first['cpus']} CPUs"
+    )
+    return "\n".join([*bench_module.markdown_table(summaries, columns), "", ready])
 
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--scenario", choices=sorted(SCENARIOS), help="run one scenario")
-    which.add_argument("--all", action="store_true", help="run S1 to S4 and print the table")
+    bench_module.add_scenario_arguments(parser, duration=12.0, warmup=3.0)
     parser.add_argument(
         "--n8n", default=os.environ.get("N8N_BIN"), help="n8n's node_modules/n8n/bin/n8n (default: $N8N_BIN)"
     )
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds measured per scenario")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before the window")
     parser.add_argument("--database", default="n8n_bench", help="n8n's database on DATABASE_URL's server")
     parser.add_argument("--port", type=int, default=5678, help="n8n's HTTP port")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (a list with --all) last")
     return parser
 
 
@@ -640,10 +605,7 @@ def main() -> None:
         raise SystemExit(130) from None
     finally:
         bench.close()
-    if args.all or not args.json:
-        print(table(summaries))
-    if args.json:
-        print(json.dumps(summaries if args.all else summaries[0]))
+    bench_module.print_summaries(args, summaries, table)
 
 
 if __name__ == "__main__":
