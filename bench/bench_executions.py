@@ -922,10 +922,10 @@ def add_scenario_arguments(parser: argparse.ArgumentParser, *, duration: float, 
     return which
 
 
-def print_summaries(args: argparse.Namespace, summaries: list[dict], table: Callable[[list[dict]], str]) -> None:
-    """The table (with --all, or without --json), then with --json one object (a list with --all) as the last line."""
+def print_summaries(args: argparse.Namespace, summaries: list[dict], render: Callable[[list[dict]], str]) -> None:
+    """`render`'s table (with --all, or without --json), then with --json one object (a list with --all) last."""
     if args.all or not args.json:
-        print(table(summaries))
+        print(render(summaries))
     if args.json:
         print(json.dumps(summaries if args.all else summaries[0]))
 
