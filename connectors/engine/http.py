@@ -6,7 +6,7 @@ allowlist, ``CONNECTORS_ALLOWED_PRIVATE_HOSTS``), whatever the URL, DNS or redir
 
 How the address check works:
 
-* The check happens at connect time, inside the urllib3 connection (``_SafeConnectionMixin._new_conn``).
+* The check happens at connect time, inside the connection (``transport._SafeConnectionMixin.connect``).
   The host is resolved with ``socket.getaddrinfo`` exactly once per connection, every resolved address is
   checked, and the socket is connected to one of those checked addresses itself. There is no second lookup
   between "check" and "connect", so DNS rebinding has no window. Because the check sits below URL parsing,
@@ -15,10 +15,10 @@ How the address check works:
 * A name that resolves to several addresses is refused when ANY of them is refused. A name straddling public
   and private addresses is suspicious, and connecting only to the allowed ones would make the outcome depend
   on resolver ordering. The allowed addresses are then tried in resolver order.
-* HTTPS: only the TCP socket is pinned to the checked IP. urllib3 wraps that socket with TLS using the
+* HTTPS: only the TCP socket is pinned to the checked IP. The connection wraps that socket with TLS using the
   connection's original host name, so SNI, certificate verification and the ``Host`` header all keep using
   the name from the URL.
-* Redirects are followed here, not by urllib3, so every hop goes through the same checks, and credentials
+* Redirects are followed here, not by ``http.client``, so every hop goes through the same checks, and credentials
   are dropped when a hop leaves the origin.
 
 The timeout of a request is a total deadline (connect, TLS, sending, status line, headers and every read of
@@ -34,6 +34,7 @@ Nothing in these modules imports Django: the caller passes the allowlist setting
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -41,7 +42,6 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_plus, urlencode, urljoin
 
 import requests
-import urllib3
 from requests.structures import CaseInsensitiveDict
 
 from connectors.engine.addresses import AddressPolicy
@@ -58,9 +58,9 @@ from connectors.engine.http_errors import (
     safe_url,
     translate,
 )
-from connectors.engine.responses import discard_body, read_body, redirect_target
+from connectors.engine.responses import ACCEPTED_ENCODINGS, discard_body, headers_of, read_body, redirect_target
 from connectors.engine.spec import DEFAULT_TIMEOUT_SECONDS
-from connectors.engine.transport import request_deadline, safe_pool_manager
+from connectors.engine.transport import ConnectionPools, Reply, request_deadline
 
 __all__ = [
     "AddressPolicy",
@@ -105,11 +105,10 @@ _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 class SafeHttpClient:
     """Sends connector requests to addresses the policy allows, following redirects itself.
 
-    One client holds one set of connection pools (urllib3, as requests would, without its session: it
-    costs nearly half the CPU of a call to a fast local target) and may be shared by threads. Requests are
-    prepared by requests (URL quoting, parameters, body, credentials in the URL); nothing keeps cookies (a
-    cookie set for one tenant must never reach another) and nothing reads proxy or CA settings from the
-    environment.
+    One client holds one set of keep-alive connections (``transport.ConnectionPools``) and may be shared by
+    threads. Requests are prepared by requests (URL quoting, parameters, body, credentials in the URL) and
+    sent by ``http.client``; nothing keeps cookies (a cookie set for one tenant must never reach another)
+    and nothing reads proxy or CA settings from the environment.
     """
 
     def __init__(
@@ -128,7 +127,7 @@ class SafeHttpClient:
         self.user_agent = user_agent
         self.max_response_bytes = max_response_bytes
         self.max_redirects = max_redirects
-        self._pools = safe_pool_manager(policy, maxsize=pool_maxsize, ca_bundle=ca_bundle)
+        self._pools = ConnectionPools(policy, maxsize=pool_maxsize, ca_bundle=ca_bundle)
 
     def close(self) -> None:
         self._pools.clear()
@@ -161,8 +160,14 @@ class SafeHttpClient:
         _check_url(request.url)
 
         dropped_cross_origin = {h.lower() for h in (*_ALWAYS_DROPPED_CROSS_ORIGIN, *sensitive_headers)}
-        headers = CaseInsensitiveDict(requests.utils.default_headers())
-        headers["User-Agent"] = self.user_agent
+        headers = CaseInsensitiveDict(
+            {
+                "User-Agent": self.user_agent,
+                "Accept-Encoding": ACCEPTED_ENCODINGS,
+                "Accept": "*/*",
+                "Connection": "keep-alive",
+            }
+        )
         headers.update(request.headers)
         started = time.monotonic()
         deadline = started + request.timeout
@@ -185,25 +190,26 @@ class SafeHttpClient:
         url, body, params = request.url, request.body, request.params
         redirects = 0
         while True:
-            response, sent_url = self._send_once(method, url, headers, params, body, deadline)
-            location = redirect_target(response)
+            reply, sent_url = self._send_once(method, url, headers, params, body, deadline)
+            location = redirect_target(reply)
             if location is None:
-                content = read_body(response, url, deadline, self.max_response_bytes)
+                content = read_body(reply, url, deadline, self.max_response_bytes)
                 return OutboundResponse(
-                    status_code=response.status,
-                    headers=CaseInsensitiveDict(response.headers),
+                    status_code=reply.response.status,
+                    headers=headers_of(reply),
                     content=content,
                     url=sent_url,
                     redirects=redirects,
                     elapsed_ms=int((time.monotonic() - started) * 1000),
                 )
-            discard_body(response)
+            discard_body(reply)
             if redirects >= self.max_redirects:
                 raise TooManyRedirects(f"{safe_url(url)} redirected more than {self.max_redirects} times (the limit)")
             redirects += 1
             next_url = urljoin(sent_url, location)
             _check_url(next_url, redirected_from=url)
-            if (response.status == 303 and method != "HEAD") or (response.status in (301, 302) and method == "POST"):
+            status = reply.response.status
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
                 method, body = "GET", None
                 for name in _BODY_HEADERS:
                     headers.pop(name, None)
@@ -229,35 +235,28 @@ class SafeHttpClient:
         params: dict[str, str],
         body: bytes | None,
         deadline: float,
-    ) -> tuple[urllib3.BaseHTTPResponse, str]:
+    ) -> tuple[Reply, str]:
         """The response, its body not read yet, and the URL as sent (quoted, with the parameters)."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if deadline - time.monotonic() <= 0:
             raise RequestTimeout(f"timed out waiting for the response from {safe_url(url)}")
         try:
             prepared = _prepared(method, url, headers, params, body)
-            return self._open(prepared, urllib3.Timeout(connect=remaining, read=remaining)), str(prepared.url)
+            return self._open(prepared), str(prepared.url)
         except HttpError:
             raise
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, UnicodeError) as exc:
+        except (requests.RequestException, http.client.HTTPException, ValueError, OSError) as exc:
             # ``from None``: the wrapped exceptions quote URLs with their query and header values.
             raise translate(exc, url) from None
 
-    def _open(self, prepared: requests.PreparedRequest, timeout: urllib3.Timeout) -> urllib3.BaseHTTPResponse:
-        """Send ``prepared`` as requests' adapter would: no retry, no redirect, the body left to stream."""
-        pool = self._pools.connection_from_url(str(prepared.url))
-        return pool.urlopen(
-            str(prepared.method),
-            prepared.path_url,
-            body=prepared.body,
-            headers=prepared.headers,
-            redirect=False,
-            assert_same_host=False,
-            preload_content=False,
-            decode_content=False,
-            retries=False,
-            timeout=timeout,
-        )
+    def _open(self, prepared: requests.PreparedRequest) -> Reply:
+        """Send ``prepared``: no retry, no redirect, the body left to read."""
+        parts = parse(str(prepared.url))
+        scheme = (parts.scheme or "").lower()
+        # The URL's host without brackets (IPv6) or a trailing dot: what is resolved, checked and sent as Host.
+        host = (parts.host or "").strip("[]").rstrip(".")
+        port = parts.port or DEFAULT_PORTS[scheme]
+        body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
+        return self._pools.send(scheme, host, port, str(prepared.method), prepared.path_url, prepared.headers, body)
 
 
 def _prepared(

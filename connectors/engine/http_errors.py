@@ -8,6 +8,7 @@ when connecting. Pure Python, no Django.
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 from collections.abc import Iterator
@@ -67,6 +68,10 @@ class RequestTimeout(HttpError):
     transient = True
 
 
+class ConnectTimeout(TimeoutError):
+    """Raised by the transport: connecting (TCP, or the TLS handshake) outlasted the request's deadline."""
+
+
 def parse(url: str) -> Url:
     """Parse ``url`` exactly as requests and urllib3 will when they connect (never with urllib.parse).
 
@@ -118,7 +123,7 @@ def translate(exc: BaseException, url: str) -> HttpError:
         if isinstance(e, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError | TimeoutError)
         and not isinstance(e, NewConnectionError)
     ]
-    if any(isinstance(e, requests.exceptions.ConnectTimeout | ConnectTimeoutError) for e in timeouts):
+    if any(isinstance(e, requests.exceptions.ConnectTimeout | ConnectTimeoutError | ConnectTimeout) for e in timeouts):
         return RequestTimeout(f"timed out connecting to {target}")
     if timeouts:
         return RequestTimeout(f"timed out waiting for the response from {target}")
@@ -134,6 +139,7 @@ def translate(exc: BaseException, url: str) -> HttpError:
             | requests.exceptions.MissingSchema
             | requests.exceptions.InvalidHeader
             | urllib3.exceptions.LocationValueError
+            | http.client.InvalidURL
             | UnicodeError,
         )
         for e in chain
@@ -150,7 +156,8 @@ def translate(exc: BaseException, url: str) -> HttpError:
             return ConnectionFailed(f"connection to {target} refused")
         if isinstance(e, ConnectionResetError):
             return ConnectionFailed(f"connection to {target} reset by the server")
-    if any(isinstance(e, urllib3.exceptions.ProtocolError | requests.exceptions.ChunkedEncodingError) for e in chain):
+    broken = urllib3.exceptions.ProtocolError | requests.exceptions.ChunkedEncodingError | http.client.HTTPException
+    if any(isinstance(e, broken) for e in chain):
         return ConnectionFailed(f"the connection to {target} broke before the response was complete")
     for e in chain:
         if isinstance(e, OSError) and e.strerror:

@@ -9,19 +9,20 @@ credential value appears in the step records.
 """
 
 import base64
+import http.client
 import io
 import json
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import urllib3
 
 from connectors.engine.credentials import StaticCredentialProvider, WorkspaceNamespace
 from connectors.engine.http import AddressPolicy, SafeHttpClient
 from connectors.engine.oauth import grant_form, request_token
 from connectors.engine.redaction import Redactor
 from connectors.engine.runner import Hooks, Runner, StepRecord, render_contact_mapping
+from connectors.engine.transport import Reply
 from templates_market.official import DEFAULT_DIRECTORY, read_official_template
 
 OFFICIAL_FILES = sorted(DEFAULT_DIRECTORY.glob("*.json"))
@@ -80,7 +81,7 @@ class SampleProvider:
         self.responses = responses
         self.sent: list = []
 
-    def open(self, prepared, timeout) -> urllib3.HTTPResponse:
+    def open(self, prepared) -> Reply:
         assert len(self.sent) < len(self.responses), f"unexpected request: {prepared.method} {prepared.url}"
         response = self.responses[len(self.sent)]
         self.sent.append(prepared)
@@ -91,12 +92,24 @@ class SampleProvider:
             assert parse_qsl(sent.query) == parse_qsl(canned.query)
         body = response["body"]
         headers = {"Content-Type": response.get("content_type") or "text/plain", **response.get("headers", {})}
-        return urllib3.HTTPResponse(
-            body=io.BytesIO((body if isinstance(body, str) else json.dumps(body)).encode()),
-            headers=headers,
-            status=response["status"],
-            preload_content=False,
-        )
+        return canned_reply(response["status"], headers, (body if isinstance(body, str) else json.dumps(body)).encode())
+
+
+class _CannedSocket:
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self.raw)
+
+
+def canned_reply(status: int, headers: dict[str, str], body: bytes) -> Reply:
+    """An answer as the transport hands it over: status line and headers read by http.client, body to read."""
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    raw = f"HTTP/1.1 {status} Sample\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
+    response = http.client.HTTPResponse(_CannedSocket(raw))  # type: ignore[arg-type]
+    response.begin()
+    return Reply(response, lambda reusable: None)
 
 
 class SampleTokenSource:
