@@ -42,3 +42,14 @@ logconfig_dict = logging_config(
     log_format=env_choice("LOG_FORMAT", LOG_FORMATS, "text"), level=env_str("LOG_LEVEL", "INFO")
 )
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+def post_worker_init(worker) -> None:
+    """The application is loaded: its objects, with the URLconf and the views it imports (loaded now rather
+    than by the first request), are kept out of the collector's scans (core.startup)."""
+    from django.urls import get_resolver
+
+    from core.startup import freeze_startup_objects
+
+    get_resolver().url_patterns  # noqa: B018
+    freeze_startup_objects()
