@@ -31,13 +31,15 @@ pytest_plugins = ["tests.local_server"]
 
 class RawServer:
     """Accepts connections on 127.0.0.1; on each, reads requests (headers only) and answers each with the next
-    scripted response, closing the connection after it when ``close_after_each`` is set."""
+    scripted response, closing the connection after it when ``close_after_each`` is set. ``wait_closed()``
+    returns once the server has closed one more connection."""
 
     def __init__(self, responses: list[bytes], *, close_after_each: bool = False) -> None:
         self.responses = list(responses)
         self.close_after_each = close_after_each
         self.connections = 0
         self.requests = 0
+        self._closed = threading.Semaphore(0)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(5)
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
@@ -61,6 +63,10 @@ class RawServer:
             with conn:
                 conn.settimeout(5)
                 self._answer(conn)
+            self._closed.release()
+
+    def wait_closed(self) -> None:
+        assert self._closed.acquire(timeout=5), "the server did not close the connection"
 
     def _answer(self, conn: socket.socket) -> None:
         buffered = b""
@@ -109,6 +115,7 @@ def fetch(client: SafeHttpClient, raw_response: bytes) -> OutboundResponse:
 def test_a_connection_the_server_closed_while_idle_is_not_reused(client: SafeHttpClient) -> None:
     with RawServer([response(b"first"), response(b"second")], close_after_each=True) as server:
         assert get(client, server.url).content == b"first"
+        server.wait_closed()  # closed while idle in the client's pool, not as the next request goes out
         assert get(client, server.url).content == b"second"
 
     assert (server.connections, server.requests) == (2, 2)
