@@ -22,7 +22,8 @@ from connectors.engine.oauth import TokenError, TokenSource
 from connectors.engine.redaction import Redactor
 from connectors.engine.templating import compile_template, iter_templates
 
-IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
+# The methods whose requests get an Idempotency-Key: the ones not idempotent by themselves.
+KEYED_METHODS = frozenset({"POST", "PATCH"})
 # Idempotency keys are UUIDs derived from the execution, step and page (uuid5 in this namespace).
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d2c4e-9a57-4f0b-8a3e-5b7c1d2e3f40")
 
@@ -142,7 +143,7 @@ class Exchange:
     def add_idempotency_key(self, request: OutboundRequest, page: int) -> None:
         """Sets the page's key on a POST or PATCH request, unless the step sets the header itself or turned
         keys off (`"idempotency_key": false`)."""
-        if request.method.upper() not in IDEMPOTENT_METHODS or self.step.get("idempotency_key") is False:
+        if request.method.upper() not in KEYED_METHODS or self.step.get("idempotency_key") is False:
             return
         if any(name.lower() == "idempotency-key" for name in self.step["headers"]):
             return  # the step sets it itself

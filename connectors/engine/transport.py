@@ -42,6 +42,11 @@ HOSTS_POOLED = 10
 # The total deadline of the request being sent by this thread (a time.monotonic() value), or None.
 request_deadline: ContextVar[float | None] = ContextVar("outbound_request_deadline", default=None)
 
+# Requests that may be sent again when a kept-alive connection turns out closed: the idempotent methods a step can
+# use (RFC 9110, 9.2.2) and requests carrying an idempotency key (a step's POST and PATCH do by default).
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_IDEMPOTENCY_HEADERS = ("idempotency-key", "x-idempotency-key")
+
 
 class _DeadlineMixin:
     """Before every send and receive, the socket's timeout becomes what is left of the request's deadline."""
@@ -212,16 +217,22 @@ class ConnectionPools:
         self, scheme: str, host: str, port: int, method: str, target: str, headers: Any, body: bytes | None
     ) -> Reply:
         """Sends the request on an idle connection to (scheme, host, port) or a new one, and reads the
-        response's status line and headers."""
+        response's status line and headers.
+
+        A server may close an idle keep-alive connection just as a request goes out on it, after the check at
+        checkout: the request then meets a reset or a close with no answer. Such a request on a reused
+        connection is sent once more on a new one, within the same deadline, when it is safe to repeat
+        (``_replayable``); otherwise, and on a new connection, the error is the caller's."""
         key = (scheme, host, port)
         connection = self._take(key)
+        if connection is None:
+            return self._exchange(key, self._new(key), method, target, headers, body)
         try:
-            connection.request(method, target, body=body, headers=headers)
-            response = connection.getresponse()
-        except BaseException:
-            connection.close()
-            raise
-        return Reply(response, lambda reusable: self._give_back(key, connection, reusable))
+            return self._exchange(key, connection, method, target, headers, body)
+        except (ConnectionResetError, BrokenPipeError):  # http.client.RemoteDisconnected included
+            if not _replayable(method, headers):
+                raise
+        return self._exchange(key, self._new(key), method, target, headers, body)
 
     def clear(self) -> None:
         with self._lock:
@@ -230,14 +241,30 @@ class ConnectionPools:
             for connection in connections:
                 connection.close()
 
-    def _take(self, key: tuple[str, str, int]) -> Connection:
+    def _exchange(
+        self,
+        key: tuple[str, str, int],
+        connection: Connection,
+        method: str,
+        target: str,
+        headers: Any,
+        body: bytes | None,
+    ) -> Reply:
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            response = connection.getresponse()
+        except BaseException:
+            connection.close()
+            raise
+        return Reply(response, lambda reusable: self._give_back(key, connection, reusable))
+
+    def _take(self, key: tuple[str, str, int]) -> Connection | None:
+        """An idle connection to ``key`` that the server has not closed, or None."""
         while True:
             with self._lock:
                 idle = self._idle.get(key)
                 connection = idle.pop() if idle else None
-            if connection is None:
-                return self._new(key)
-            if not connection.is_dropped():
+            if connection is None or not connection.is_dropped():
                 return connection
             connection.close()
 
@@ -262,6 +289,11 @@ class ConnectionPools:
             connection.close()
         for stale in evicted:
             stale.close()
+
+
+def _replayable(method: str, headers: Any) -> bool:
+    """Whether sending the request twice is safe: its method is idempotent or it carries an idempotency key."""
+    return method.upper() in _IDEMPOTENT_METHODS or any(name.lower() in _IDEMPOTENCY_HEADERS for name in headers)
 
 
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:

@@ -6,12 +6,14 @@ cannot repeat a header, send broken chunks or close a kept-alive connection behi
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import re
 import socket
 import threading
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -31,10 +33,11 @@ pytest_plugins = ["tests.local_server"]
 
 class RawServer:
     """Accepts connections on 127.0.0.1; on each, reads requests (headers only) and answers each with the next
-    scripted response, closing the connection after it when ``close_after_each`` is set. ``wait_closed()``
-    returns once the server has closed one more connection."""
+    scripted response, closing the connection after it when ``close_after_each`` is set; a scripted ``None``
+    closes the connection instead of answering the request it read. ``wait_closed()`` returns once the server
+    has closed one more connection."""
 
-    def __init__(self, responses: list[bytes], *, close_after_each: bool = False) -> None:
+    def __init__(self, responses: list[bytes | None], *, close_after_each: bool = False) -> None:
         self.responses = list(responses)
         self.close_after_each = close_after_each
         self.connections = 0
@@ -50,6 +53,8 @@ class RawServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes an accept() still waiting for a connection
         self._listener.close()
         self._thread.join(5)
 
@@ -81,7 +86,10 @@ class RawServer:
                 buffered += data
             buffered = buffered.split(b"\r\n\r\n", 1)[1]
             self.requests += 1
-            conn.sendall(self.responses.pop(0))
+            scripted = self.responses.pop(0)
+            if scripted is None:
+                return
+            conn.sendall(scripted)
             if self.close_after_each:
                 return
 
@@ -119,6 +127,53 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(client: SafeHtt
         assert get(client, server.url).content == b"second"
 
     assert (server.connections, server.requests) == (2, 2)
+
+
+def test_a_get_the_server_closed_the_kept_alive_connection_on_is_sent_again_on_a_new_one(
+    client: SafeHttpClient,
+) -> None:
+    # The server closes the idle connection as the second request arrives on it: after the client's check.
+    with RawServer([response(b"first"), None, response(b"second")]) as server:
+        assert get(client, server.url).content == b"first"
+        assert get(client, server.url).content == b"second"
+
+    assert (server.connections, server.requests) == (2, 3)
+
+
+@pytest.mark.parametrize("header", ["Idempotency-Key", "X-Idempotency-Key"])
+def test_a_post_with_an_idempotency_key_is_sent_again_too(client: SafeHttpClient, header: str) -> None:
+    keyed = OutboundRequest("POST", "", headers={header: "k-1"}, body=b"{}", timeout=5)
+    with RawServer([response(b"first"), None, response(b"second")]) as server:
+        get(client, server.url)
+        assert client.send(replace(keyed, url=f"{server.url}/")).content == b"second"
+
+    assert (server.connections, server.requests) == (2, 3)
+
+
+def test_a_post_without_an_idempotency_key_is_not_sent_twice(client: SafeHttpClient) -> None:
+    with RawServer([response(b"first"), None, response(b"never sent")]) as server:
+        get(client, server.url)
+        with pytest.raises(ConnectionFailed) as excinfo:
+            client.send(OutboundRequest("POST", f"{server.url}/", body=b"{}", timeout=5))
+
+    assert excinfo.value.transient is True
+    assert (server.connections, server.requests) == (1, 2)
+
+
+def test_a_new_connection_closed_without_an_answer_fails_at_once(client: SafeHttpClient) -> None:
+    with RawServer([None, response(b"never sent")]) as server, pytest.raises(ConnectionFailed):
+        get(client, server.url)
+
+    assert (server.connections, server.requests) == (1, 1)
+
+
+def test_a_request_is_sent_again_once_at_most(client: SafeHttpClient) -> None:
+    with RawServer([response(b"first"), None, None, response(b"never sent")]) as server:
+        get(client, server.url)
+        with pytest.raises(ConnectionFailed):
+            get(client, server.url)
+
+    assert (server.connections, server.requests) == (2, 3)
 
 
 def test_a_kept_alive_connection_carries_the_next_request(client: SafeHttpClient) -> None:
