@@ -129,9 +129,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(client: SafeHtt
     assert (server.connections, server.requests) == (2, 2)
 
 
-def test_a_get_the_server_closed_the_kept_alive_connection_on_is_sent_again_on_a_new_one(
-    client: SafeHttpClient,
-) -> None:
+def test_a_get_whose_kept_alive_connection_closed_as_it_went_out_is_sent_again(client: SafeHttpClient) -> None:
     # The server closes the idle connection as the second request arrives on it: after the client's check.
     with RawServer([response(b"first"), None, response(b"second")]) as server:
         assert get(client, server.url).content == b"first"
