@@ -20,8 +20,8 @@ runs the four scenarios one after another and prints the table docs/performance.
 | S4 | answers after 200 ms | 5 | 100 |
 
 What it starts, as child processes, exactly as README's "Processes" section runs production: gunicorn
-(`WEB_COMMAND`), the worker (`WORKER_COMMAND`, one per `--workers`), and its own target, an asyncio HTTP
-server with keep-alive and a fixed delay, unless `--target-url` names another one. Step 1 is
+(`WEB_COMMAND`), the worker (`WORKER_COMMAND` with `WORKER_ENVIRONMENT`, one per `--workers`), and its own
+target, an asyncio HTTP server with keep-alive and a fixed delay, unless `--target-url` names another one. Step 1 is
 `GET URL/step1?run=N`, step i is `GET URL/stepi?prev={{steps.step<i-1>.value}}`; the target answers
 `{"ok": true, "source": "stepi", "value": 42}`. PostgreSQL comes from `DATABASE_URL` (database name replaced
 by `--database`, default `connectors_bench`, created and migrated if missing, its execution tables emptied),
@@ -97,6 +97,7 @@ TOKEN_RENEW_SECONDS = 10 * 60
 # The production processes, as README's "Processes" section gives them.
 WEB_COMMAND = ["gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi:application"]  # one worker per core
 WORKER_COMMAND = ["celery", "-A", "config", "worker"]  # the settings choose the pool and its 200 threads
+WORKER_ENVIRONMENT = {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}  # the Procfile's: no per-thread malloc caches
 
 
 @dataclass(frozen=True)
@@ -509,7 +510,9 @@ class Bench:
 
     def start_workers(self) -> None:
         command = [str(BIN / WORKER_COMMAND[0]), *WORKER_COMMAND[1:]]
-        env = {**self.env, "CELERY_WORKER_POOL": self.args.pool} if self.args.pool else self.env
+        env = {**self.env, **WORKER_ENVIRONMENT}
+        if self.args.pool:
+            env["CELERY_WORKER_POOL"] = self.args.pool
         if self.args.concurrency:
             command.append(f"--concurrency={self.args.concurrency}")
         command += ["--without-gossip", "--without-mingle", "--loglevel=INFO", *shlex.split(self.args.worker_args)]
@@ -778,7 +781,7 @@ class Bench:
 
     def worker_description(self) -> str:
         a = self.args
-        command = " ".join(WORKER_COMMAND)
+        command = " ".join([*(f"{k}={v}" for k, v in WORKER_ENVIRONMENT.items()), *WORKER_COMMAND])
         if a.pool:
             command = f"CELERY_WORKER_POOL={a.pool} {command}"
         if a.concurrency:
