@@ -42,7 +42,9 @@ def test_live_objects_are_frozen_and_the_garbage_is_collected():
 
     frozen = freeze_startup_objects()
 
-    assert frozen == gc.get_freeze_count() > 0
+    # Another thread of the test process may free a frozen object in between (never freeze one), so the count
+    # can only have fallen since.
+    assert 0 < gc.get_freeze_count() <= frozen
     assert dead() is None
     assert not in_collected_generations(live)
     assert in_collected_generations(Node())  # what is created afterwards is collected as before
